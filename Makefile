@@ -1,0 +1,53 @@
+# The two commands a newcomer needs are `make run` and `make test`; `make help` lists the rest.
+# Everything installs itself: a virtual environment in .venv from the one lock, requirements.txt.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit test-e2e lint format lock bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+run: $(STAMP) ## Serve the IdP on :8000 and client sites A and B on :8001, :8002 until Ctrl-C
+	$(PY) -m devstack.run
+
+test: $(STAMP) ## Run every test: unit tests, then end-to-end tests with real processes and Chromium
+	@test -x $(CHROMIUM) || { echo "error: the browser tests need Chromium at $(CHROMIUM) (Debian: apt-get install chromium), or set CHROMIUM"; exit 1; }
+	$(MAKE) --no-print-directory test-unit test-e2e
+
+test-unit: $(STAMP) ## Unit tests of each part, each with its own Django settings
+	PYTHONPATH=.:idp $(PY) -m pytest tests/idp --ds tests.idp.settings
+
+test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e -p no:django
+
+lint: $(STAMP) ## Check style with ruff
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Rewrite files in ruff's style
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+lock: ## Re-resolve requirements.in into the lock, requirements.txt
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo "# The project's one lock: every direct and indirect dependency, pinned."; \
+	  echo "# Generated from requirements.in by \`make lock\`; do not edit by hand."; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	rm -rf .lock-venv
+
+clean: ## Remove the virtual environment and local state (database, keys, Redis files)
+	rm -rf $(VENV) .local

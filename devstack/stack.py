@@ -1,0 +1,95 @@
+"""The product's processes on one machine: the IdP (and the client sites), served by gunicorn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.processes import ManagedProcess, ProcessFailed
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    directory: Path
+    wsgi: str
+    url_variable: str  # the environment variable that tells every process where this site lives
+
+    def manage(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=self.directory, env=env, capture_output=True, text=True
+        )
+
+
+IDP = Site("idp", REPO_ROOT / "idp", "idp_server.wsgi", "IDP_URL")
+SITES = [IDP]
+
+
+@dataclass
+class Stack:
+    """Configuration and processes of one running stack.
+
+    `env` is what every process gets: the caller's environment plus the stack's own settings.
+    """
+
+    state_dir: Path
+    ports: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.env = {**os.environ, **self.env, "SSO_LOCAL_DIR": str(self.state_dir), "PYTHONUNBUFFERED": "1"}
+        for site in SITES:
+            self.env.setdefault(site.url_variable, self.url(site))
+        self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"
+
+    def url(self, site: Site) -> str:
+        return f"http://127.0.0.1:{self.ports[site.name]}"
+
+    @property
+    def debug(self) -> bool:
+        return self.env.get("DJANGO_DEBUG", "1").lower() in {"1", "true", "yes", "on"}
+
+    def manage(self, site: Site, *args: str) -> str:
+        result = site.manage(*args, env=self.env)
+        if result.returncode != 0:
+            raise ProcessFailed(f"{site.name}: manage.py {' '.join(args)} failed:\n{result.stderr or result.stdout}")
+        return result.stdout
+
+    def prepare(self) -> str:
+        """Migrate, collect static files (production mode) and seed the demo data; returns the seed report."""
+        self.manage(IDP, "migrate", "--no-input", "-v0")
+        if not self.debug:
+            for site in SITES:
+                self.manage(site, "collectstatic", "--no-input", "-v0")
+        return self.manage(IDP, "seed_demo")
+
+    def start(self, site: Site) -> ManagedProcess:
+        env = {**self.env, "BIND": f"127.0.0.1:{self.ports[site.name]}"}
+        if not self.debug:
+            env["STATIC_ROOT"] = str(self.state_dir / "static" / site.name)
+        process = ManagedProcess(
+            site.name,
+            [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), site.wsgi],
+            env=env,
+            cwd=site.directory,
+            log_path=self.state_dir / "logs" / f"{site.name}.log",
+        )
+        self.processes[site.name] = process
+        process.wait_for_http(f"{self.url(site)}/-/health/live/")
+        return process
+
+    def start_all(self) -> None:
+        for site in SITES:
+            self.start(site)
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self.processes.clear()

@@ -1,0 +1,272 @@
+"""Settings of the identity provider: every environment variable is read here and nowhere else.
+
+Local defaults make `make run` work with nothing set. They are for a developer's machine only:
+with DJANGO_DEBUG off, a missing DJANGO_SECRET_KEY or signing key stops start-up with a message
+naming the variable to set, and the demo seeding refuses to run without its passwords.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from idp_server.signing_key import load_signing_keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPO_ROOT = BASE_DIR.parent
+# Local state of a developer's machine (SQLite file, signing key, Redis files); ignored by git.
+LOCAL_DIR = Path(os.environ.get("SSO_LOCAL_DIR", REPO_ROOT / ".local"))
+
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def local_default(name: str, value: str, *, required: bool = True) -> str | None:
+    """Read `name` from the environment; fall back to `value` only when DEBUG is on.
+
+    With DEBUG off and nothing set, a required value stops start-up; an optional one is None and
+    whatever needs it (the demo seeding, say) refuses to run, naming the variable.
+    """
+    from_env = os.environ.get(name)
+    if from_env:
+        return from_env
+    if not DEBUG:
+        if not required:
+            return None
+        raise ImproperlyConfigured(
+            f"{name} must be set when DJANGO_DEBUG is off (the built-in default is for local runs only)."
+        )
+    return value
+
+
+DEBUG = env_flag("DJANGO_DEBUG", True)
+SECRET_KEY = local_default("DJANGO_SECRET_KEY", "local-only-idp-secret-key-never-use-in-production")
+
+IDP_URL = os.environ.get("IDP_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_A_URL = os.environ.get("SITE_A_URL", "http://127.0.0.1:8001").rstrip("/")
+SITE_B_URL = os.environ.get("SITE_B_URL", "http://127.0.0.1:8002").rstrip("/")
+OIDC_ISSUER = f"{IDP_URL}/o"
+_idp = urlsplit(IDP_URL)
+USES_HTTPS = _idp.scheme == "https"
+
+ALLOWED_HOSTS = [_idp.hostname or "127.0.0.1"] + [
+    host.strip() for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [f"{_idp.scheme}://{_idp.netloc}"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "provider",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "idp_server.urls"
+WSGI_APPLICATION = "idp_server.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Project templates come first, so they also restyle the admin's and the toolkit's pages.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'idp.sqlite3'}",
+        conn_max_age=60,
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several gunicorn workers write at once: take the write lock up front and wait for it.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Sessions live in Redis only (no database copy), under a key prefix of the IdP's own.
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "idp",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+        },
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+# Browsers do not separate cookies by port: every site on one host needs cookie names of its own.
+SESSION_COOKIE_NAME = "idp_sessionid"
+CSRF_COOKIE_NAME = "idp_csrftoken"
+SESSION_COOKIE_AGE = int(os.environ.get("IDP_SESSION_SECONDS", 10 * 3600))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_FAILURE_VIEW = "provider.views.csrf_failure"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # people's passwords
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "provider.hashers.ClientSecretHasher",  # generated client secrets only: see the module
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", LOCAL_DIR / "static" / "idp"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- OpenID Connect provider (django-oauth-toolkit) ----------------------------------------------
+_signing_key, _inactive_keys = load_signing_keys(local_dir=LOCAL_DIR, debug=DEBUG)
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": OIDC_ISSUER,
+    "OIDC_RSA_PRIVATE_KEY": _signing_key,
+    # Keys retired by a rotation: still published in the JWKS so tokens they signed verify.
+    "OIDC_RSA_PRIVATE_KEYS_INACTIVE": _inactive_keys,
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_VALIDATOR_CLASS": "provider.oauth2_validators.OAuth2Validator",
+    "SCOPES": {
+        "openid": "Sign you in with your account",
+        "profile": "See your name and username",
+        "email": "See your email address",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "PKCE_REQUIRED": True,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("ACCESS_TOKEN_SECONDS", 300)),
+    "ID_TOKEN_EXPIRE_SECONDS": int(os.environ.get("ACCESS_TOKEN_SECONDS", 300)),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": SESSION_COOKIE_AGE,
+    "ROTATE_REFRESH_TOKEN": True,
+    # A rotated-out refresh token used again revokes the whole token family (RFC 9700 4.14.2).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Client secrets are long random strings: a fast salted hash is as safe as a slow one there.
+    "CLIENT_SECRET_HASHER": "client_secret_sha256",
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "REQUEST_APPROVAL_PROMPT": "auto",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if USES_HTTPS else ["http", "https"],
+    # RFC 9700 (OAuth 2.0 Security Best Current Practice), all of it: no implicit or password
+    # grant, PKCE with S256 only, no access token in a query string, `iss` in every authorization
+    # response (RFC 9207), tokens stored hashed, and `check --deploy` failing on a weaker setup.
+    **{
+        f"COMPLIANT_BCP_RFC9700_{gate}": True
+        for gate in [
+            "IMPLICIT_GRANT",
+            "PASSWORD_GRANT",
+            "PKCE_METHOD",
+            "ACCESS_TOKEN_TRANSPORT",
+            "AUTHZ_RESPONSE_ISS",
+            "TOKEN_STORAGE",
+            "REFRESH_TOKEN",
+            "REDIRECT_URI_MATCHING",
+            "PKCE_REQUIRED",
+        ]
+    },
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": USES_HTTPS,
+}
+
+# Demo data, seeded by `manage.py seed_demo`; not needed to serve.
+DEMO_PASSWORD = local_default("DEMO_PASSWORD", "alice-demo-password", required=False)
+ADMIN_PASSWORD = local_default("ADMIN_PASSWORD", "admin-demo-password", required=False)
+DEMO_CLIENTS = [
+    {
+        "client_id": "site-a",
+        "name": "Client site A",
+        "url": SITE_A_URL,
+        "secret_variable": "SITE_A_CLIENT_SECRET",
+        "secret": local_default("SITE_A_CLIENT_SECRET", "local-only-site-a-client-secret", required=False),
+    },
+    {
+        "client_id": "site-b",
+        "name": "Client site B",
+        "url": SITE_B_URL,
+        "secret_variable": "SITE_B_CLIENT_SECRET",
+        "secret": local_default("SITE_B_CLIENT_SECRET", "local-only-site-b-client-secret", required=False),
+    },
+]
+
+# --- Production hardening: on whenever the IdP is served over HTTPS --------------------------------
+SESSION_COOKIE_SECURE = USES_HTTPS
+CSRF_COOKIE_SECURE = USES_HTTPS
+SECURE_SSL_REDIRECT = USES_HTTPS and env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if USES_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = USES_HTTPS
+SECURE_HSTS_PRELOAD = USES_HTTPS
+if env_flag("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        # These two log request bodies at DEBUG: keep them quiet so no secret reaches a log.
+        "oauthlib": {"level": "WARNING"},
+        "oauth2_provider": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
+}

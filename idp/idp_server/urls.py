@@ -1,0 +1,28 @@
+"""URLs of the identity provider. The OIDC endpoints live under /o/, the issuer's path."""
+
+from django.contrib import admin
+from django.urls import include, path
+from oauth2_provider import urls as toolkit_urls
+
+from provider import views
+from provider.discovery import DiscoveryView
+
+# Only the protocol endpoints of django-oauth-toolkit: its self-service application pages would
+# let any signed-in person register clients, which is the administrator's job here.
+oauth2_endpoints = (
+    toolkit_urls.base_urlpatterns + toolkit_urls.oidc_urlpatterns,
+    toolkit_urls.app_name,
+)
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("o/.well-known/openid-configuration", DiscoveryView.as_view(), name="oidc-discovery"),
+    path("o/", include(oauth2_endpoints, namespace="oauth2_provider")),
+    path("-/health/live/", views.health_live, name="health-live"),
+    path("-/health/ready/", views.health_ready, name="health-ready"),
+]
+
+handler500 = "provider.views.server_error"

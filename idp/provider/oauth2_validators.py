@@ -1,0 +1,37 @@
+"""django-oauth-toolkit's validator, extended with this IdP's claims and redirect-URI rule."""
+
+from __future__ import annotations
+
+from oauth2_provider.models import redirect_to_uri_allowed
+from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitOAuth2Validator
+
+from provider.selectors import CLAIM_NAMES, user_claims
+
+
+class OAuth2Validator(ToolkitOAuth2Validator):
+    # Which scope releases which claim (OIDC Core 5.4); `sub` goes with `openid`.
+    oidc_claim_scope = {
+        **ToolkitOAuth2Validator.oidc_claim_scope,
+        "preferred_username": "profile",
+        "email_verified": "email",
+    }
+
+    def get_additional_claims(self, request) -> dict[str, object]:
+        # Replaces the toolkit's `sub` (the database id) with the account's opaque UUID.
+        return user_claims(request.user)
+
+    def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
+        """Exact string match for confidential clients (RFC 9700 2.1, OIDC Core 3.1.2.1).
+
+        The toolkit lets any port through for 127.0.0.1 redirect URIs (RFC 8252 7.3), which is
+        meant for native apps on ephemeral ports. A web client's code must go to the very URI
+        it registered, so that exemption stays for public clients only.
+        """
+        client = request.client
+        if client.client_type == client.CLIENT_CONFIDENTIAL:
+            return redirect_uri in client.redirect_uris.split()
+        return redirect_to_uri_allowed(redirect_uri, client.redirect_uris.split())
+
+    def get_discovery_claims(self, request) -> list[str]:
+        # The toolkit lists only `sub` when claims depend on the request, as ours do.
+        return list(CLAIM_NAMES)

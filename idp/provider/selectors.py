@@ -1,0 +1,31 @@
+"""Reads used by the OIDC claims and the pages."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from provider.models import Account
+
+
+def account_for(user: AbstractBaseUser) -> Account:
+    account = getattr(user, "account", None)
+    if account is None:
+        account, _ = Account.objects.get_or_create(user=user)
+    return account
+
+
+CLAIM_NAMES = ("sub", "preferred_username", "name", "given_name", "family_name", "email", "email_verified")
+
+
+def user_claims(user: AbstractBaseUser) -> dict[str, object]:
+    """The OpenID Connect standard claims of `user` (scopes filter them later)."""
+    account = account_for(user)
+    return {
+        "sub": str(account.sub),
+        "preferred_username": user.get_username(),
+        "name": user.get_full_name() or user.get_username(),
+        "given_name": user.first_name,
+        "family_name": user.last_name,
+        "email": user.email,
+        "email_verified": account.email_verified,
+    }

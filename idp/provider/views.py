@@ -1,0 +1,85 @@
+"""The IdP's own pages: landing page, sign-in and sign-out, health, and readable error pages."""
+
+from __future__ import annotations
+
+import sys
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.views.decorators.cache import never_cache
+from oauth2_provider.models import get_access_token_model
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from provider.redis_health import redis_problem
+from provider.selectors import account_for
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login view; a refused sign-in answers 400 so clients and logs can tell."""
+
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class LogoutView(auth_views.LogoutView):
+    template_name = "registration/logged_out.html"
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    AccessToken = get_access_token_model()
+    applications = (
+        AccessToken.objects.filter(user=request.user, application__isnull=False)
+        .values_list("application__name", flat=True)
+        .distinct()
+        .order_by("application__name")
+    )
+    return render(
+        request,
+        "provider/home.html",
+        {"account": account_for(request.user), "applications": list(applications)},
+    )
+
+
+@never_cache
+def health_live(request: HttpRequest) -> JsonResponse:
+    """The process answers: nothing else is asked."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def health_ready(request: HttpRequest) -> JsonResponse:
+    """Ready to serve: the database and the session store both answer."""
+    problems = {}
+    if problem := redis_problem():
+        problems["redis"] = problem
+    try:
+        connection.ensure_connection()
+    except Exception as error:
+        problems["database"] = type(error).__name__
+    if problems:
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    return render(request, "provider/csrf_failure.html", status=403)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: a session store outage is the operator's to fix, so say 503, not 500."""
+    # Rendered without the request: its context processors would reach for the broken session.
+    error = sys.exc_info()[1]
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
+        response = HttpResponse(render_to_string("provider/unavailable.html"), status=503)
+        response["Retry-After"] = "5"
+        return response
+    return HttpResponse(render_to_string("500.html"), status=500)
