@@ -31,7 +31,7 @@ test-unit: $(STAMP) ## Unit tests of each part, each with its own Django setting
 	PYTHONPATH=.:idp $(PY) -m pytest tests/idp --ds tests.idp.settings
 
 test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
-	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e -p no:django
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e
 
 lint: $(STAMP) ## Check style with ruff
 	$(PY) -m ruff check .

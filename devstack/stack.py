@@ -19,7 +19,6 @@ class Site:
     name: str
     directory: Path
     wsgi: str
-    url_variable: str  # the environment variable that tells every process where this site lives
 
     def manage(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -27,8 +26,10 @@ class Site:
         )
 
 
-IDP = Site("idp", REPO_ROOT / "idp", "idp_server.wsgi", "IDP_URL")
+IDP = Site("idp", REPO_ROOT / "idp", "idp_server.wsgi")
 SITES = [IDP]
+# Where each part lives, told to every process (client sites and the IdP must find each other).
+URL_VARIABLES = {"idp": "IDP_URL", "site_a": "SITE_A_URL", "site_b": "SITE_B_URL"}
 
 
 @dataclass
@@ -45,8 +46,8 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.env = {**os.environ, **self.env, "SSO_LOCAL_DIR": str(self.state_dir), "PYTHONUNBUFFERED": "1"}
-        for site in SITES:
-            self.env.setdefault(site.url_variable, self.url(site))
+        for name, variable in URL_VARIABLES.items():
+            self.env.setdefault(variable, f"http://127.0.0.1:{self.ports[name]}")
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"
 
     def url(self, site: Site) -> str:

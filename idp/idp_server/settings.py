@@ -185,6 +185,7 @@ OAUTH2_PROVIDER = {
     "OIDC_RSA_PRIVATE_KEYS_INACTIVE": _inactive_keys,
     "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
     "OAUTH2_VALIDATOR_CLASS": "provider.oauth2_validators.OAuth2Validator",
+    "APPLICATION_ADMIN_CLASS": "provider.admin.ApplicationAdmin",
     "SCOPES": {
         "openid": "Sign you in with your account",
         "profile": "See your name and username",

@@ -1,20 +1,30 @@
-"""The OpenID Provider metadata document, as the toolkit builds it, corrected to what we do."""
+"""The OpenID Provider metadata document, as the toolkit builds it, completed and corrected."""
 
 from __future__ import annotations
 
 import json
 
+from django.http import HttpRequest
 from oauth2_provider.views import ConnectDiscoveryInfoView
 
 
 class DiscoveryView(ConnectDiscoveryInfoView):
-    #: Overrides of the toolkit's document. ID tokens are only ever signed with the RSA key.
-    overrides: dict[str, object] = {"id_token_signing_alg_values_supported": ["RS256"]}
-
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         if response.status_code == 200:
             document = json.loads(response.content)
-            document.update(self.overrides)
+            document.update(self.additions(request))
             response.content = json.dumps(document)
         return response
+
+    def additions(self, request: HttpRequest) -> dict[str, object]:
+        return {
+            # ID tokens are only ever signed with the RSA key; the toolkit also lists HS256.
+            "id_token_signing_alg_values_supported": ["RS256"],
+            # RFC 8414 section 2: where relying parties find these two endpoints.
+            "revocation_endpoint": self._get_endpoint_url(request, "revoke-token", required=True),
+            "introspection_endpoint": self._get_endpoint_url(request, "introspect", required=True),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+        }

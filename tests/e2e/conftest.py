@@ -1,0 +1,92 @@
+"""The end-to-end fixtures: a real redis-server and the product's processes, over real HTTP.
+
+Every process is started here and stopped here, by its own pid, even when a test fails. The
+stack runs as production would: DJANGO_DEBUG off, secrets and signing key from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "idp")]
+
+from devstack.processes import free_port  # noqa: E402
+from devstack.redis_server import RedisServer  # noqa: E402
+from devstack.stack import IDP, Stack  # noqa: E402
+from idp_server.signing_key import generate_rsa_private_key_pem, write_private_file  # noqa: E402
+from tests.e2e.oidc import Client, Provider  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """REDIS_URL when given; otherwise a redis-server of the tests' own on a free port."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
+    keys = tmp_path_factory.mktemp("keys")
+    write_private_file(keys / "signing.pem", generate_rsa_private_key_pem())
+    return {
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "OIDC_RSA_PRIVATE_KEY_FILE": str(keys / "signing.pem"),
+        "REDIS_URL": redis_url,
+        "DEMO_PASSWORD": "alice-" + secrets.token_urlsafe(8),
+        "ADMIN_PASSWORD": "admin-" + secrets.token_urlsafe(8),
+        "SITE_A_CLIENT_SECRET": secrets.token_urlsafe(40),
+        "SITE_B_CLIENT_SECRET": secrets.token_urlsafe(40),
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, production_env) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("stack")
+    ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}
+    env = {**production_env, "DATABASE_URL": f"sqlite:///{state / 'idp.sqlite3'}"}
+    running = Stack(state_dir=state, ports=ports, env=env)
+    try:
+        running.prepare()
+        running.start_all()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def idp(stack) -> Provider:
+    return Provider(stack.url(IDP))
+
+
+@pytest.fixture(scope="session")
+def site_a_client(stack) -> Client:
+    """The seeded registration of client site A (confidential, trusted)."""
+    return Client(
+        client_id="site-a",
+        client_secret=stack.env["SITE_A_CLIENT_SECRET"],
+        redirect_uri=f"{stack.env['SITE_A_URL']}/sso/callback/",
+    )
+
+
+@pytest.fixture(scope="session")
+def alice(stack) -> tuple[str, str]:
+    return "alice", stack.env["DEMO_PASSWORD"]
+
+
+@pytest.fixture(scope="session")
+def admin(stack) -> tuple[str, str]:
+    return "admin", stack.env["ADMIN_PASSWORD"]
