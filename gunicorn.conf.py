@@ -12,3 +12,6 @@ accesslog = "-"
 # The path only, never the query string: a sign-in callback's query carries the authorization code.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Load the application once, in the master: workers share its memory, and an application that
+# refuses to start (no Redis, a missing secret) stops gunicorn with its own one-line message.
+preload_app = True

@@ -32,7 +32,10 @@ def main() -> int:
     state_dir = REPO_ROOT / ".local"
     own_redis = None
     stack = None
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C and `kill` both stop everything. SIGINT is set explicitly: a shell that starts this
+    # in the background would otherwise leave it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if url := os.environ.get("REDIS_URL"):
             if problem := redis_reachable(url):

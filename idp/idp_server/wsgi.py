@@ -8,7 +8,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "idp_server.settings")
 
-# Exit code 3 tells gunicorn the worker cannot boot, so it stops instead of retrying forever.
+# Refusing to start is one line on stderr and exit code 3 (which gunicorn also reads as "cannot
+# boot"); with gunicorn's preload_app this runs once, in the master, before any worker starts.
 try:
     application = get_wsgi_application()
 except ImproperlyConfigured as error:

@@ -90,3 +90,38 @@ def alice(stack) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def admin(stack) -> tuple[str, str]:
     return "admin", stack.env["ADMIN_PASSWORD"]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The system's Chromium (never a downloaded browser), driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh browser profile (its own cookie jar) for one test."""
+    context = chromium.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -116,8 +116,9 @@ class Provider:
             timeout=30,
         )
 
-    def sign_in(self, browser: requests.Session, request: AuthRequest, username: str, password: str,
-                **overrides: str | None) -> dict[str, str]:
+    def sign_in(
+        self, browser: requests.Session, request: AuthRequest, username: str, password: str, **overrides: str | None
+    ) -> dict[str, str]:
         """Authorize, sign in on the login page if one is shown; return the callback's query."""
         url = self.authorize_url(request.params(**overrides))
         hops = self.follow(browser, url, stop_at=request.client.redirect_uri)
@@ -125,7 +126,9 @@ class Provider:
         if last.status_code == 200 and 'name="password"' in last.text:
             posted = self.submit_login(browser, last, username, password)
             assert posted.status_code == 302, f"login refused: {posted.status_code}"
-            hops = self.follow(browser, urljoin(last.url, posted.headers["Location"]), stop_at=request.client.redirect_uri)
+            hops = self.follow(
+                browser, urljoin(last.url, posted.headers["Location"]), stop_at=request.client.redirect_uri
+            )
             last = hops[-1]
         assert last.status_code == 302, f"expected a redirect to the client, got {last.status_code}: {last.text[:300]}"
         location = last.headers["Location"]

@@ -158,8 +158,13 @@ def test_code_of_one_client_is_useless_to_another(idp, signed_in, site_a_client,
     request = AuthRequest(site_a_client)
     code = code_for(idp, signed_in, request)
     site_b = Client("site-b", stack.env["SITE_B_CLIENT_SECRET"], f"{stack.env['SITE_B_URL']}/sso/callback/")
-    response = idp.token(site_b, grant_type="authorization_code", code=code,
-                         redirect_uri=site_a_client.redirect_uri, code_verifier=request.verifier)
+    response = idp.token(
+        site_b,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=site_a_client.redirect_uri,
+        code_verifier=request.verifier,
+    )
     assert response.status_code == 400
     assert response.json()["error"] in ("invalid_grant", "invalid_request")
 

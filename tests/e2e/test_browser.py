@@ -1,0 +1,69 @@
+"""What a person sees, in a real Chromium: the login page and the administrator's registration."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from playwright.sync_api import expect
+
+from tests.e2e.oidc import AuthRequest, Client, query
+
+
+def test_a_person_signs_in_through_the_login_page(page, idp, site_a_client, alice, tmp_path):
+    reached = []
+    # Client site A is not part of this test: answer its callback in the browser itself.
+    page.route(
+        f"{site_a_client.redirect_uri}**",
+        lambda route: (reached.append(route.request.url), route.fulfill(body="back at the client")),
+    )
+    request = AuthRequest(site_a_client)
+    page.goto(idp.authorize_url(request.params()))
+
+    expect(page).to_have_title(re.compile("Sign in"))
+    page.fill("input[name=username]", alice[0])
+    page.fill("input[name=password]", "a wrong password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("alert")).to_contain_text("do not match")
+    expect(page.locator("input[name=username]")).to_have_value(alice[0])
+    page.screenshot(path=tmp_path / "login-refused.png")
+
+    page.fill("input[name=password]", alice[1])
+    page.click("button[type=submit]")
+    expect(page.locator("body")).to_have_text("back at the client")
+    callback = query(reached[-1])
+    assert callback["state"] == request.state
+    assert idp.exchange(request, callback["code"]).status_code == 200
+
+
+def test_an_administrator_registers_an_application_that_then_signs_people_in(page, idp, admin, alice):
+    page.goto(f"{idp.url}/admin/")
+    page.fill("input[name=username]", admin[0])
+    page.fill("input[name=password]", admin[1])
+    page.click("input[type=submit], button[type=submit]")
+    expect(page.locator("body")).to_contain_text("Site administration")
+
+    page.goto(f"{idp.url}/admin/oauth2_provider/application/add/")
+    client_id = page.input_value("#id_client_id")
+    client_secret = page.input_value("#id_client_secret")
+    assert client_id and len(client_secret) >= 32
+    # A new application starts as what this IdP serves: a confidential OIDC web client.
+    assert page.input_value("input[name=client_type]:checked") == "confidential"
+    assert page.input_value("input[name=authorization_grant_type]:checked") == "authorization-code"
+    assert page.input_value("#id_algorithm") == "RS256"
+
+    redirect_uri = "http://127.0.0.1:9/reports/callback/"
+    page.fill("#id_name", "Reports")
+    page.fill("#id_redirect_uris", redirect_uri)
+    page.check("#id_skip_authorization")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+
+    reports = Client(client_id, client_secret, redirect_uri)
+    request = AuthRequest(reports)
+    callback = idp.sign_in(requests.Session(), request, *alice)
+    tokens = idp.exchange(request, callback["code"])
+    assert tokens.status_code == 200, tokens.text
+    claims = idp.verify_id_token(tokens.json()["id_token"], request)
+    assert claims["aud"] == client_id
+    assert claims["preferred_username"] == "alice"

@@ -1,0 +1,105 @@
+"""What an operator meets: start-up without Redis, production settings, the `make run` launcher."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from devstack.processes import ManagedProcess, free_port
+from devstack.stack import BIN, IDP, REPO_ROOT
+
+pytestmark = pytest.mark.usefixtures("redis_url")
+
+
+@pytest.fixture
+def no_redis_env(production_env, tmp_path) -> dict[str, str]:
+    return {
+        **os.environ,
+        **production_env,
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "SSO_LOCAL_DIR": str(tmp_path),
+    }
+
+
+def assert_one_clear_line(output: str) -> None:
+    assert "REDIS_URL" in output
+    assert "Traceback" not in output
+    assert sum("REDIS_URL" in line for line in output.splitlines()) == 1
+
+
+def test_the_idp_server_refuses_to_start_without_redis(no_redis_env, tmp_path):
+    server = ManagedProcess(
+        "idp",
+        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), IDP.wsgi],
+        env={**no_redis_env, "BIND": f"127.0.0.1:{free_port()}"},
+        cwd=IDP.directory,
+        log_path=tmp_path / "idp.log",
+    )
+    try:
+        server.popen.wait(timeout=30)
+    finally:
+        server.stop()
+    assert server.popen.returncode != 0
+    assert_one_clear_line(server.log_path.read_text())
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["check"], ["seed_demo"]])
+def test_management_commands_name_redis_url(no_redis_env, command):
+    result = IDP.manage(*command, env=no_redis_env)
+    assert result.returncode != 0
+    assert_one_clear_line(result.stderr)
+
+
+def test_make_run_names_an_unreachable_redis_url(no_redis_env):
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack.run"],
+        cwd=REPO_ROOT,
+        env=no_redis_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert_one_clear_line(result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_production_settings_pass_the_deploy_checks(production_env, redis_url, tmp_path):
+    env = {
+        **os.environ,
+        **production_env,
+        "IDP_URL": "https://sso.example.com",
+        "SSO_LOCAL_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    result = IDP.manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_logs_hold_no_codes_tokens_or_passwords(stack, idp, site_a_client, alice):
+    """After sign-ins and token exchanges, nothing secret is in the IdP's log."""
+    import requests
+
+    from tests.e2e.oidc import AuthRequest
+
+    request = AuthRequest(site_a_client)
+    callback = idp.sign_in(requests.Session(), request, *alice)
+    tokens = idp.exchange(request, callback["code"]).json()
+    idp.userinfo(tokens["access_token"])
+    log = Path(stack.processes["idp"].log_path).read_text()
+    assert "/o/token/" in log, "the access log is written"
+    for secret in (
+        callback["code"],
+        tokens["access_token"],
+        tokens["refresh_token"],
+        alice[1],
+        site_a_client.client_secret,
+        request.verifier,
+    ):
+        assert secret not in log
