@@ -13,14 +13,15 @@ CHROMIUM ?= /usr/bin/chromium
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt sso_client/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e ./sso_client
 	touch $@
 
-run: $(STAMP) ## Serve the IdP on :8000 and client sites A and B on :8001, :8002 until Ctrl-C
+run: $(STAMP) ## Serve the IdP on :8000 and client sites A and B on :8001 and :8002 until Ctrl-C
 	$(PY) -m devstack.run
 
 test: $(STAMP) ## Run every test: unit tests, then end-to-end tests with real processes and Chromium
@@ -29,6 +30,7 @@ test: $(STAMP) ## Run every test: unit tests, then end-to-end tests with real pr
 
 test-unit: $(STAMP) ## Unit tests of each part, each with its own Django settings
 	PYTHONPATH=.:idp $(PY) -m pytest tests/idp --ds tests.idp.settings
+	$(PY) -m pytest tests/sso_client --ds tests.sso_client.settings
 
 test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e
@@ -46,7 +48,7 @@ lock: ## Re-resolve requirements.in into the lock, requirements.txt
 	.lock-venv/bin/pip install --quiet -r requirements.in
 	{ echo "# The project's one lock: every direct and indirect dependency, pinned."; \
 	  echo "# Generated from requirements.in by \`make lock\`; do not edit by hand."; \
-	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v "^pip=="; } > requirements.txt
 	rm -rf .lock-venv
 
 clean: ## Remove the virtual environment and local state (database, keys, Redis files)

@@ -27,7 +27,9 @@ class Site:
 
 
 IDP = Site("idp", REPO_ROOT / "idp", "idp_server.wsgi")
-SITES = [IDP]
+SITE_A = Site("site_a", REPO_ROOT / "client_site_a", "site_a.wsgi")
+SITE_B = Site("site_b", REPO_ROOT / "client_site_b", "site_b.wsgi")
+SITES = [IDP, SITE_A, SITE_B]
 # Where each part lives, told to every process (client sites and the IdP must find each other).
 URL_VARIABLES = {"idp": "IDP_URL", "site_a": "SITE_A_URL", "site_b": "SITE_B_URL"}
 
@@ -65,7 +67,8 @@ class Stack:
 
     def prepare(self) -> str:
         """Migrate, collect static files (production mode) and seed the demo data; returns the seed report."""
-        self.manage(IDP, "migrate", "--no-input", "-v0")
+        for site in SITES:
+            self.manage(site, "migrate", "--no-input", "-v0")
         if not self.debug:
             for site in SITES:
                 self.manage(site, "collectstatic", "--no-input", "-v0")

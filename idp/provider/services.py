@@ -95,3 +95,20 @@ def user_ensure(*, username: str, password: str, email: str, full_name: str, sup
         account.save(update_fields=["email_verified"])
         changed.append("email_verified")
     return created or bool(changed)
+
+
+def tokens_revoke(*, user, client_id: str | None = None) -> int:
+    """Revoke every refresh and access token of `user` (at one client, or all); returns how many grants."""
+    from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+    refresh_tokens = get_refresh_token_model().objects.filter(user=user, revoked__isnull=True)
+    access_tokens = get_access_token_model().objects.filter(user=user)
+    if client_id:
+        refresh_tokens = refresh_tokens.filter(application__client_id=client_id)
+        access_tokens = access_tokens.filter(application__client_id=client_id)
+    revoked = 0
+    for refresh_token in refresh_tokens:
+        refresh_token.revoke()  # also deletes its access token
+        revoked += 1
+    access_tokens.delete()
+    return revoked

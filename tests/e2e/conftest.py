@@ -23,6 +23,11 @@ from devstack.stack import IDP, Stack  # noqa: E402
 from idp_server.signing_key import generate_rsa_private_key_pem, write_private_file  # noqa: E402
 from tests.e2e.oidc import Client, Provider  # noqa: E402
 
+ACCESS_TOKEN_SECONDS = 10
+REFRESH_MARGIN_SECONDS = 4
+#: How long after signing in a site's access token is due for refresh.
+REFRESH_DUE_SECONDS = ACCESS_TOKEN_SECONDS - REFRESH_MARGIN_SECONDS + 0.5
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
@@ -50,6 +55,9 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
         "ADMIN_PASSWORD": "admin-" + secrets.token_urlsafe(8),
         "SITE_A_CLIENT_SECRET": secrets.token_urlsafe(40),
         "SITE_B_CLIENT_SECRET": secrets.token_urlsafe(40),
+        # Short-lived access tokens, so that the sites' refreshes happen within a test.
+        "ACCESS_TOKEN_SECONDS": str(ACCESS_TOKEN_SECONDS),
+        "SSO_REFRESH_MARGIN_SECONDS": str(REFRESH_MARGIN_SECONDS),
     }
 
 
@@ -80,6 +88,25 @@ def site_a_client(stack) -> Client:
         client_secret=stack.env["SITE_A_CLIENT_SECRET"],
         redirect_uri=f"{stack.env['SITE_A_URL']}/sso/callback/",
     )
+
+
+@pytest.fixture(scope="session")
+def site_a(stack) -> str:
+    return stack.env["SITE_A_URL"]
+
+
+@pytest.fixture(scope="session")
+def site_b(stack) -> str:
+    return stack.env["SITE_B_URL"]
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

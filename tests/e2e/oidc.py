@@ -67,6 +67,22 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
+def submit_login(browser: requests.Session, login_page: requests.Response, username: str, password: str):
+    """Fill in and post the IdP's login form, as a person would; the answer is not followed."""
+    return browser.post(
+        login_page.url.split("?")[0],
+        data={
+            "csrfmiddlewaretoken": csrf_token(login_page.text),
+            "username": username,
+            "password": password,
+            "next": query(login_page.url).get("next", ""),
+        },
+        headers={"Referer": login_page.url},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 class Provider:
     """The IdP as a relying party sees it: discovery, then its endpoints."""
 
@@ -100,22 +116,6 @@ class Provider:
                 return hops
         raise AssertionError(f"more than {limit} redirects")
 
-    def submit_login(
-        self, browser: requests.Session, login_page: requests.Response, username: str, password: str
-    ) -> requests.Response:
-        return browser.post(
-            login_page.url.split("?")[0],
-            data={
-                "csrfmiddlewaretoken": csrf_token(login_page.text),
-                "username": username,
-                "password": password,
-                "next": query(login_page.url).get("next", ""),
-            },
-            headers={"Referer": login_page.url},
-            allow_redirects=False,
-            timeout=30,
-        )
-
     def sign_in(
         self, browser: requests.Session, request: AuthRequest, username: str, password: str, **overrides: str | None
     ) -> dict[str, str]:
@@ -124,7 +124,7 @@ class Provider:
         hops = self.follow(browser, url, stop_at=request.client.redirect_uri)
         last = hops[-1]
         if last.status_code == 200 and 'name="password"' in last.text:
-            posted = self.submit_login(browser, last, username, password)
+            posted = submit_login(browser, last, username, password)
             assert posted.status_code == 302, f"login refused: {posted.status_code}"
             hops = self.follow(
                 browser, urljoin(last.url, posted.headers["Location"]), stop_at=request.client.redirect_uri

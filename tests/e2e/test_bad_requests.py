@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.e2e.oidc import AuthRequest, Client, csrf_token, query
+from tests.e2e.oidc import AuthRequest, Client, csrf_token, query, submit_login
 
 
 def login_page(idp, browser, request: AuthRequest) -> requests.Response:
@@ -21,7 +21,7 @@ def login_page(idp, browser, request: AuthRequest) -> requests.Response:
 def test_wrong_password_shows_the_login_page_again_with_a_message(idp, site_a_client):
     browser = requests.Session()
     page = login_page(idp, browser, AuthRequest(site_a_client))
-    refused = idp.submit_login(browser, page, "alice", "not-her-password")
+    refused = submit_login(browser, page, "alice", "not-her-password")
     assert refused.status_code == 400
     assert "do not match" in refused.text
     assert 'name="password"' in refused.text
@@ -32,8 +32,8 @@ def test_wrong_password_shows_the_login_page_again_with_a_message(idp, site_a_cl
 def test_unknown_user_is_told_exactly_what_a_wrong_password_is_told(idp, site_a_client):
     browser = requests.Session()
     page = login_page(idp, browser, AuthRequest(site_a_client))
-    known = idp.submit_login(browser, page, "alice", "wrong-password")
-    unknown = idp.submit_login(browser, page, "nobody-by-this-name", "wrong-password")
+    known = submit_login(browser, page, "alice", "wrong-password")
+    unknown = submit_login(browser, page, "nobody-by-this-name", "wrong-password")
     assert unknown.status_code == known.status_code == 400
 
     def message(response):

@@ -67,3 +67,26 @@ def test_an_administrator_registers_an_application_that_then_signs_people_in(pag
     claims = idp.verify_id_token(tokens.json()["id_token"], request)
     assert claims["aud"] == client_id
     assert claims["preferred_username"] == "alice"
+
+
+def test_sign_in_once_in_a_browser_and_both_sites_know_you(page, site_a, site_b, alice, tmp_path):
+    page.goto(f"{site_a}/")
+    expect(page).to_have_title(re.compile("Sign in"))  # the IdP's login page
+    page.fill("input[name=username]", alice[0])
+    page.fill("input[name=password]", alice[1])
+    page.click("button[type=submit]")
+
+    expect(page).to_have_url(f"{site_a}/")
+    expect(page.locator("#username")).to_have_text("alice")
+    expect(page.locator("#email")).to_have_text("alice@example.com")
+    page.screenshot(path=tmp_path / "site-a.png")
+
+    page.click("text=Site B")  # the link to the other site
+    expect(page).to_have_url(f"{site_b}/")
+    expect(page.locator("#username")).to_have_text("alice")
+    expect(page).to_have_title(re.compile("Site B"))
+    page.screenshot(path=tmp_path / "site-b.png")
+
+    # Signing out of B leaves a page that says so and offers to sign in again.
+    page.click("header button[type=submit]")
+    expect(page.locator("h1")).to_have_text("You are signed out")

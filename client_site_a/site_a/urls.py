@@ -1,0 +1,12 @@
+"""URLs of client site A: its own pages, and the sign-in app under /sso/."""
+
+from django.urls import include, path
+
+from site_a import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("about/", views.about, name="about"),
+    path("sso/", include("sso_client.urls")),
+    path("-/health/", include("sso_client.health")),
+]

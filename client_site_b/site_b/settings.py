@@ -1,0 +1,138 @@
+"""Settings of client site B: every environment variable is read here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+from sso_client.env import env_flag, local_default
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = Path(os.environ.get("SSO_LOCAL_DIR", BASE_DIR.parent / ".local"))
+
+DEBUG = env_flag("DJANGO_DEBUG", True)
+SECRET_KEY = local_default("DJANGO_SECRET_KEY", "local-only-site_b-secret-key", debug=DEBUG)
+
+SITE_TITLE = "Site B"
+SITE_URL = os.environ.get("SITE_B_URL", "http://127.0.0.1:8002").rstrip("/")
+OTHER_SITE = {"title": "Site A", "url": os.environ.get("SITE_A_URL", "http://127.0.0.1:8001").rstrip("/")}
+IDP_URL = os.environ.get("IDP_URL", "http://127.0.0.1:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+USES_HTTPS = _site.scheme == "https"
+
+ALLOWED_HOSTS = [_site.hostname or "127.0.0.1"] + [
+    host.strip() for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [f"{_site.scheme}://{_site.netloc}"]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "sso_client",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "sso_client.middleware.SsoMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "site_b.urls"
+WSGI_APPLICATION = "site_b.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "site_b.views.site_context",
+            ],
+        },
+    },
+]
+
+# The site's own users (created from the IdP's claims); people have no password here.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("SITE_B_DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'site_b.sqlite3'}", conn_max_age=60
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Sessions in Redis only, under this site's own key prefix, with cookie names of its own: browsers
+# do not separate cookies by port, so sites on one host must not share cookie names.
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "site_b",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_COOKIE_NAME = "site_b_sessionid"
+CSRF_COOKIE_NAME = "site_b_csrftoken"
+SESSION_COOKIE_AGE = int(os.environ.get("SITE_SESSION_SECONDS", 10 * 3600))
+SESSION_COOKIE_SAMESITE = "Lax"  # the IdP's redirect back is a top-level GET: Lax cookies go with it
+
+SSO_CLIENT = {
+    "ISSUER": f"{IDP_URL}/o",
+    "CLIENT_ID": os.environ.get("SITE_B_CLIENT_ID", "site-b"),
+    "CLIENT_SECRET": local_default("SITE_B_CLIENT_SECRET", "local-only-site-b-client-secret", debug=DEBUG),
+    "REDIRECT_URI": f"{SITE_URL}/sso/callback/",
+    "PUBLIC_PATHS": ["/about/", "/-/health/"],
+    "REFRESH_MARGIN_SECONDS": int(os.environ.get("SSO_REFRESH_MARGIN_SECONDS", 60)),
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", LOCAL_DIR / "static" / "site_b"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+SESSION_COOKIE_SECURE = USES_HTTPS
+CSRF_COOKIE_SECURE = USES_HTTPS
+SECURE_SSL_REDIRECT = USES_HTTPS and env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if USES_HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = USES_HTTPS
+SECURE_HSTS_PRELOAD = USES_HTTPS
+if env_flag("DJANGO_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    # Authlib logs the PKCE verifier at DEBUG: keep it quiet so no secret reaches a log.
+    "loggers": {"authlib": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+}

@@ -1,0 +1,54 @@
+"""System checks: name the exact setting to fix when the app is set up wrong."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core import checks
+
+from sso_client.conf import MANDATORY, SETTING_NAME, sso_settings
+
+MIDDLEWARE_PATH = "sso_client.middleware.SsoMiddleware"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@checks.register()
+def check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    messages = [
+        checks.Error(f'{SETTING_NAME}["{key}"] is not set.', id="sso_client.E001")
+        for key in MANDATORY
+        if not sso_settings.user_settings.get(key)
+    ]
+    middleware = list(settings.MIDDLEWARE)
+    if MIDDLEWARE_PATH not in middleware:
+        messages.append(checks.Error(f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE.", id="sso_client.E002"))
+    elif AUTH_MIDDLEWARE not in middleware or middleware.index(AUTH_MIDDLEWARE) > middleware.index(MIDDLEWARE_PATH):
+        messages.append(
+            checks.Error(
+                f"In MIDDLEWARE, {MIDDLEWARE_PATH!r} must come after {AUTH_MIDDLEWARE!r}.", id="sso_client.E003"
+            )
+        )
+    if settings.SESSION_ENGINE not in (
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.cached_db",
+    ):
+        messages.append(
+            checks.Warning(
+                "SESSION_ENGINE does not keep sessions in the cache: the session store must be Redis "
+                "for signed-in sessions to be found and ended when the person signs out elsewhere.",
+                id="sso_client.W001",
+            )
+        )
+    return messages
+
+
+@checks.register("redis")
+def check_session_store(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    from sso_client.health import session_store_problem
+
+    if problem := session_store_problem():
+        return [
+            checks.Error(
+                problem, hint="Start Redis, or point the sessions cache (REDIS_URL) at one.", id="sso_client.E004"
+            )
+        ]
+    return []

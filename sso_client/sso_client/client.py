@@ -1,0 +1,72 @@
+"""The identity provider as Authlib's Django client sees it, with discovery and JWKS cached.
+
+Authlib keeps the discovery document in process memory forever once fetched. Here both the
+document and the JWKS live in the Django cache (Redis) for METADATA_CACHE_SECONDS: every
+process shares one copy, a key rotation at the IdP is picked up without a restart, and an ID
+token signed with a key not yet seen triggers one fresh JWKS fetch (Authlib's `force=True`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import requests
+from authlib.integrations.django_client import DjangoOAuth2App, OAuth
+from django.core.cache import caches
+
+from sso_client.conf import sso_settings
+
+
+class IdentityProviderUnavailable(Exception):
+    """The IdP did not answer, or answered with something other than what was asked for."""
+
+
+def fetch_json(url: str) -> dict:
+    try:
+        response = requests.get(url, timeout=sso_settings.HTTP_TIMEOUT_SECONDS)
+        response.raise_for_status()
+        return response.json()
+    except (OSError, ValueError) as error:  # requests' errors are OSErrors
+        raise IdentityProviderUnavailable(f"{url}: {type(error).__name__}") from error
+
+
+class IdentityProviderApp(DjangoOAuth2App):
+    @property
+    def cache(self):
+        return caches[sso_settings.CACHE_ALIAS]
+
+    def _cached_json(self, key: str, url: str, *, force: bool = False) -> dict:
+        document = None if force else self.cache.get(key)
+        if document is None:
+            document = fetch_json(url)
+            self.cache.set(key, document, sso_settings.METADATA_CACHE_SECONDS)
+        return document
+
+    def load_server_metadata(self) -> dict:
+        return self._cached_json(f"sso_client:metadata:{self._server_metadata_url}", self._server_metadata_url)
+
+    def fetch_jwk_set(self, force: bool = False) -> dict:
+        jwks_uri = self.load_server_metadata()["jwks_uri"]
+        return self._cached_json(f"sso_client:jwks:{jwks_uri}", jwks_uri, force=force)
+
+
+class SsoOAuth(OAuth):
+    oauth2_client_cls = IdentityProviderApp
+
+
+@lru_cache(maxsize=1)
+def identity_provider() -> IdentityProviderApp:
+    """The registered Authlib client, built once per process from SSO_CLIENT."""
+    oauth = SsoOAuth()
+    return oauth.register(
+        name="idp",
+        client_id=sso_settings.CLIENT_ID,
+        client_secret=sso_settings.CLIENT_SECRET,
+        server_metadata_url=sso_settings.metadata_url,
+        client_kwargs={
+            "scope": sso_settings.SCOPE,
+            "code_challenge_method": "S256",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "default_timeout": sso_settings.HTTP_TIMEOUT_SECONDS,
+        },
+    )

@@ -1,0 +1,103 @@
+"""The sign-in itself: send the visitor to the IdP, then complete the callback.
+
+Authlib keeps `state`, `nonce` and the PKCE verifier in the Django session under the state's
+own key; the session is saved before the redirect leaves (see `start_sign_in`).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import login
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from sso_client.client import identity_provider
+from sso_client.conf import sso_settings
+from sso_client.tokens import store_token
+from sso_client.users import user_from_claims
+
+
+class SignInFailed(Exception):
+    """The callback cannot complete: `reason` says why, in words fit for the page."""
+
+    def __init__(self, reason: str, *, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def safe_next(candidate: str | None) -> str:
+    """A path on this site to go to after signing in; anything else (another site) is ignored."""
+    if (
+        candidate
+        and candidate.startswith("/")
+        and url_has_allowed_host_and_scheme(candidate, allowed_hosts=set(), require_https=False)
+    ):
+        return candidate
+    return sso_settings.LOGIN_REDIRECT_URL
+
+
+def redirect_uri(request: HttpRequest) -> str:
+    return sso_settings.REDIRECT_URI or request.build_absolute_uri(reverse("sso_client:callback"))
+
+
+def start_sign_in(request: HttpRequest, next_path: str | None) -> HttpResponseRedirect:
+    idp = identity_provider()
+    uri = redirect_uri(request)
+    authorization = idp.create_authorization_url(uri)
+    idp.framework.set_state_data(
+        request.session,
+        authorization["state"],
+        {
+            "redirect_uri": uri,
+            "code_verifier": authorization["code_verifier"],
+            "nonce": authorization["nonce"],
+            "next": safe_next(next_path),
+        },
+    )
+    # Saved now, not only when the response passes SessionMiddleware: the state must be in
+    # Redis before the browser can possibly come back from the IdP.
+    request.session.save()
+    return HttpResponseRedirect(authorization["url"])
+
+
+def complete_sign_in(request: HttpRequest) -> str:
+    """Exchange the code, check the ID token, sign the person in; return where to go next."""
+    from authlib.integrations.base_client import OAuthError
+    from joserfc.errors import JoseError
+
+    idp = identity_provider()
+    if error := request.GET.get("error"):
+        # The IdP said no (access_denied, invalid_request…): drop the state it answered.
+        if state := request.GET.get("state"):
+            idp.framework.clear_state_data(request.session, state)
+        raise SignInFailed(f"The identity provider refused the sign-in ({error}).")
+    state_data = idp.framework.get_state_data(request.session, request.GET.get("state"))
+    if not state_data or not request.GET.get("code"):
+        raise SignInFailed("This sign-in link is not valid here: it was used already, or it expired.")
+
+    metadata = idp.load_server_metadata()
+    if (iss := request.GET.get("iss")) and iss != metadata["issuer"]:
+        # RFC 9207: the answer must come from the provider the request went to.
+        raise SignInFailed("The answer came from another identity provider than the one asked.")
+    try:
+        token = idp.authorize_access_token(
+            request,
+            claims_options={
+                "iss": {"essential": True, "value": metadata["issuer"]},
+                "aud": {"essential": True, "value": sso_settings.CLIENT_ID},
+            },
+            leeway=sso_settings.CLOCK_SKEW_SECONDS,
+        )
+    except OAuthError as error:
+        raise SignInFailed(f"The identity provider did not accept this sign-in ({error.error}).") from error
+    except JoseError as error:
+        raise SignInFailed(f"The identity token could not be verified ({error.error}).") from error
+    claims = token.get("userinfo")
+    if not claims:
+        raise SignInFailed("The identity provider sent no identity token.")
+
+    user = user_from_claims(issuer=metadata["issuer"], claims=claims)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # also rotates the session key
+    store_token(request.session, token)
+    return state_data["next"]

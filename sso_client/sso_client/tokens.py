@@ -1,0 +1,110 @@
+"""The tokens a signed-in session holds, and keeping the access token fresh.
+
+Refresh tokens rotate on every use, and the IdP treats a refresh token used twice as stolen
+(it revokes the whole family). So a refresh happens under a lock per session, and inside the
+lock the session is read again from the store: when another request refreshed first, its
+tokens are taken, and the spent refresh token is never sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+
+from django.contrib.auth import logout
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import caches
+from django.http import HttpRequest
+
+from sso_client.client import IdentityProviderUnavailable, identity_provider
+from sso_client.conf import sso_settings
+
+SESSION_TOKEN_KEY = "_sso_token"  # noqa: S105 - a session key name, not a secret
+TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "expires_at")
+
+
+class Freshness(enum.Enum):
+    FRESH = "fresh"  # the access token is good for now
+    SIGNED_OUT = "signed_out"  # the IdP refused the refresh: the local session has ended
+
+
+def store_token(session: SessionBase, token: Mapping[str, object]) -> None:
+    previous = session.get(SESSION_TOKEN_KEY) or {}
+    kept = {name: token[name] for name in TOKEN_FIELDS if token.get(name)}
+    # A refresh response may omit the ID token or the refresh token: keep the ones we had.
+    session[SESSION_TOKEN_KEY] = {**previous, **kept}
+
+
+def session_token(session: SessionBase) -> dict | None:
+    return session.get(SESSION_TOKEN_KEY)
+
+
+def needs_refresh(token: Mapping[str, object], now: float) -> bool:
+    return float(token.get("expires_at") or 0) - now < sso_settings.REFRESH_MARGIN_SECONDS
+
+
+def stored_token(session: SessionBase) -> dict | None:
+    """The token as the session store holds it now, which another request may have updated."""
+    if not session.session_key:
+        return None
+    return type(session)(session_key=session.session_key).load().get(SESSION_TOKEN_KEY)
+
+
+def keep_token_fresh(request: HttpRequest) -> Freshness:
+    """Refresh the session's access token if it is about to expire.
+
+    Raises IdentityProviderUnavailable only when the token has already expired and the IdP
+    cannot be reached; while it is still valid, a failed refresh is retried on a later request.
+    """
+    token = session_token(request.session)
+    now = time.time()
+    if token is None:
+        return Freshness.SIGNED_OUT
+    if not needs_refresh(token, now):
+        return Freshness.FRESH
+
+    cache = caches[sso_settings.CACHE_ALIAS]
+    lock = f"sso_client:refresh-lock:{request.session.session_key}"
+    deadline = now + sso_settings.REFRESH_WAIT_SECONDS
+    while True:
+        latest = stored_token(request.session)
+        if latest is None:
+            logout(request)  # the session was ended elsewhere (signed out, expired)
+            return Freshness.SIGNED_OUT
+        if not needs_refresh(latest, time.time()):
+            request.session[SESSION_TOKEN_KEY] = latest  # another request refreshed it
+            return Freshness.FRESH
+        if cache.add(lock, "1", timeout=sso_settings.REFRESH_WAIT_SECONDS + sso_settings.HTTP_TIMEOUT_SECONDS):
+            try:
+                return _refresh(request, latest)
+            finally:
+                cache.delete(lock)
+        if time.time() > deadline:
+            break
+        time.sleep(0.05)
+    if float(token.get("expires_at") or 0) > time.time():
+        return Freshness.FRESH  # the other request is slow; this token still works meanwhile
+    raise IdentityProviderUnavailable("timed out waiting for another request's token refresh")
+
+
+def _refresh(request: HttpRequest, latest: dict) -> Freshness:
+    from authlib.integrations.base_client import OAuthError
+
+    try:
+        fresh = identity_provider().fetch_access_token(
+            grant_type="refresh_token", refresh_token=latest["refresh_token"]
+        )
+    except OAuthError as error:
+        if error.error in ("invalid_grant", "invalid_token", "unauthorized_client"):
+            logout(request)  # the grant was revoked, or the session ended at the IdP
+            return Freshness.SIGNED_OUT
+        raise IdentityProviderUnavailable(f"token endpoint answered {error.error}") from error
+    except (IdentityProviderUnavailable, OSError, ValueError) as error:  # requests' errors are OSErrors
+        if float(latest.get("expires_at") or 0) > time.time():
+            return Freshness.FRESH
+        raise IdentityProviderUnavailable(type(error).__name__) from error
+    request.session[SESSION_TOKEN_KEY] = latest
+    store_token(request.session, fresh)
+    request.session.save()  # before the lock opens: the next request must read the new tokens
+    return Freshness.FRESH
