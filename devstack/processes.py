@@ -78,12 +78,19 @@ class ManagedProcess:
         finally:
             self._log.close()
 
+    def _tree(self) -> list[int]:
+        import psutil
+
+        return [self.pid, *(child.pid for child in psutil.Process(self.pid).children(recursive=True))]
+
     def pause(self) -> None:
-        """Freeze the process (SIGSTOP): it keeps its port but answers nothing."""
-        os.kill(self.pid, signal.SIGSTOP)
+        """Freeze the process and its children (SIGSTOP): the port stays open, nothing answers."""
+        for pid in self._tree():
+            os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
+        for pid in self._tree():
+            os.kill(pid, signal.SIGCONT)
 
 
 def http_answers(url: str) -> bool:

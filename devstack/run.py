@@ -56,6 +56,7 @@ def main() -> int:
         print()
         for site in SITES:
             print(f"  {site.name:7} {stack.url(site)}/")
+        print("  worker  back-channel logout retries (log in .local/logs/worker.log)")
         print()
         print("Demo sign-in: alice / $DEMO_PASSWORD, admin / $ADMIN_PASSWORD at /admin/ (local defaults in README.md).")
         print("Logs in .local/logs/. Press Ctrl-C to stop everything.")

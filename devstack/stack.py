@@ -89,9 +89,23 @@ class Stack:
         process.wait_for_http(f"{self.url(site)}/-/health/live/")
         return process
 
+    def start_worker(self) -> ManagedProcess:
+        """The IdP's back-channel logout worker (retries the deliveries a sign-out could not make)."""
+        process = ManagedProcess(
+            "worker",
+            [sys.executable, "manage.py", "backchannel_worker"],
+            env=self.env,
+            cwd=IDP.directory,
+            log_path=self.state_dir / "logs" / "worker.log",
+        )
+        self.processes["worker"] = process
+        process.wait_until(lambda: "Retrying back-channel" in process.log_tail(), timeout=30, what="started")
+        return process
+
     def start_all(self) -> None:
         for site in SITES:
             self.start(site)
+        self.start_worker()
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):

@@ -97,6 +97,7 @@ SSO_CLIENT = {
     "CLIENT_ID": os.environ.get("SITE_B_CLIENT_ID", "site-b"),
     "CLIENT_SECRET": local_default("SITE_B_CLIENT_SECRET", "local-only-site-b-client-secret", debug=DEBUG),
     "REDIRECT_URI": f"{SITE_URL}/sso/callback/",
+    "POST_LOGOUT_REDIRECT_URI": f"{SITE_URL}/sso/signed-out/",
     "PUBLIC_PATHS": ["/about/", "/-/health/"],
     "REFRESH_MARGIN_SECONDS": int(os.environ.get("SSO_REFRESH_MARGIN_SECONDS", 60)),
 }

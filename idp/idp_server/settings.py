@@ -176,6 +176,12 @@ STORAGES = {
 }
 
 # --- OpenID Connect provider (django-oauth-toolkit) ----------------------------------------------
+# The toolkit's own models, named because provider's models point at them (swappable models).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"  # noqa: S105 - a model name
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 _signing_key, _inactive_keys = load_signing_keys(local_dir=LOCAL_DIR, debug=DEBUG)
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
@@ -205,6 +211,10 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
     "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    # The toolkit would delete the tokens of every session of the person; signing out revokes
+    # those of the ending login session only (provider.login_sessions), so a second browser stays.
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
+    "OAUTH2_BACKEND_CLASS": "provider.oauth2_backends.OAuthLibCore",
     "REQUEST_APPROVAL_PROMPT": "auto",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if USES_HTTPS else ["http", "https"],
     # RFC 9700 (OAuth 2.0 Security Best Current Practice), all of it: no implicit or password
@@ -246,6 +256,17 @@ DEMO_CLIENTS = [
         "secret": local_default("SITE_B_CLIENT_SECRET", "local-only-site-b-client-secret", required=False),
     },
 ]
+
+# Back-channel logout: how long a sign-out waits for the clients in all, each request's timeout,
+# and the worker's retry backoff (seconds) for the deliveries that failed.
+BACKCHANNEL_LOGOUT = {
+    "WAIT_SECONDS": float(os.environ.get("BACKCHANNEL_LOGOUT_WAIT_SECONDS", 2)),
+    "REQUEST_TIMEOUT_SECONDS": float(os.environ.get("BACKCHANNEL_LOGOUT_TIMEOUT_SECONDS", 2)),
+    "RETRY_INTERVALS": [
+        int(seconds)
+        for seconds in os.environ.get("BACKCHANNEL_LOGOUT_RETRY_INTERVALS", "5,15,30,60,120,300,600").split(",")
+    ],
+}
 
 # --- Production hardening: on whenever the IdP is served over HTTPS --------------------------------
 SESSION_COOKIE_SECURE = USES_HTTPS

@@ -6,6 +6,7 @@ from oauth2_provider import urls as toolkit_urls
 
 from provider import views
 from provider.discovery import DiscoveryView
+from provider.end_session import EndSessionView
 
 # Only the protocol endpoints of django-oauth-toolkit: its self-service application pages would
 # let any signed-in person register clients, which is the administrator's job here.
@@ -20,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("o/.well-known/openid-configuration", DiscoveryView.as_view(), name="oidc-discovery"),
+    path("o/logout/", EndSessionView.as_view(), name="end-session"),
     path("o/", include(oauth2_endpoints, namespace="oauth2_provider")),
     path("-/health/live/", views.health_live, name="health-live"),
     path("-/health/ready/", views.health_ready, name="health-ready"),

@@ -6,7 +6,9 @@ from django.contrib.auth.admin import UserAdmin
 from oauth2_provider import admin as toolkit_admin
 from oauth2_provider.models import get_application_model
 
-from provider.models import Account
+from provider import backchannel
+from provider.login_sessions import user_sign_out_everywhere
+from provider.models import Account, ApplicationLogout
 
 User = get_user_model()
 
@@ -24,6 +26,19 @@ admin.site.unregister(User)
 @admin.register(User)
 class AccountUserAdmin(UserAdmin):
     inlines = [AccountInline]
+    actions = ["sign_out_everywhere"]
+
+    @admin.action(description="Sign the selected people out everywhere")
+    def sign_out_everywhere(self, request, queryset) -> None:
+        for user in queryset:
+            backchannel.notify(user_sign_out_everywhere(user))
+        self.message_user(request, f"Signed out {queryset.count()} person(s) at the IdP and every site.")
+
+
+class LogoutSettingsInline(admin.StackedInline):
+    model = ApplicationLogout
+    can_delete = False
+    verbose_name_plural = "Back-channel logout"
 
 
 class ApplicationAdmin(toolkit_admin.ApplicationAdmin):
@@ -34,6 +49,8 @@ class ApplicationAdmin(toolkit_admin.ApplicationAdmin):
     toolkit's blank signing algorithm would mean "no OpenID Connect", a surprise for a site
     that wants to sign people in.
     """
+
+    inlines = [LogoutSettingsInline]
 
     def get_changeform_initial_data(self, request):
         Application = get_application_model()

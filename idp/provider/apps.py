@@ -8,4 +8,4 @@ class ProviderConfig(AppConfig):
     verbose_name = "Identity provider"
 
     def ready(self) -> None:
-        from provider import checks  # noqa: F401  (registers the system checks)
+        from provider import checks, signals  # noqa: F401  (registers the checks and signal receivers)

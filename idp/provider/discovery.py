@@ -27,4 +27,7 @@ class DiscoveryView(ConnectDiscoveryInfoView):
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
+            # OIDC Back-Channel Logout 1.0, section 2.1: logout tokens carry `sid`.
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
         }

@@ -23,3 +23,84 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.sub})"
+
+
+class LoginSession(models.Model):
+    """One sign-in at the IdP, from one browser: the `sid` of OpenID Connect's logout specs.
+
+    Kept in the database (shared by every IdP replica, surviving restarts) until it ends or
+    expires with the browser's session. Records which clients got tokens in it, so that
+    signing out notifies each of them and revokes exactly those tokens.
+    """
+
+    sid = models.CharField("session id", max_length=64, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions")
+    session_key = models.CharField(max_length=64, help_text="The IdP's own session, in Redis.")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    ended = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "ended"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.sid[:8]}…)"
+
+
+class LoginSessionClient(models.Model):
+    """A client that received tokens in a login session."""
+
+    login_session = models.ForeignKey(LoginSession, on_delete=models.CASCADE, related_name="clients")
+    application = models.ForeignKey(settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["login_session", "application"], name="login_session_client_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application} in {self.login_session}"
+
+
+class GrantSession(models.Model):
+    """The login session an authorization code was issued in (the code exchange has no browser)."""
+
+    grant = models.OneToOneField(settings.OAUTH2_PROVIDER_GRANT_MODEL, on_delete=models.CASCADE)
+    login_session = models.ForeignKey(LoginSession, on_delete=models.CASCADE)
+
+    def __str__(self) -> str:
+        return f"grant in {self.login_session}"
+
+
+class RefreshTokenSession(models.Model):
+    """The login session a refresh token belongs to: revoked when that session ends."""
+
+    refresh_token = models.OneToOneField(settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL, on_delete=models.CASCADE)
+    login_session = models.ForeignKey(LoginSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+
+    def __str__(self) -> str:
+        return f"refresh token in {self.login_session}"
+
+
+class ApplicationLogout(models.Model):
+    """How an application learns that a person signed out (OIDC Back-Channel Logout 1.0)."""
+
+    application = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE, related_name="logout_settings"
+    )
+    backchannel_logout_uri = models.URLField(
+        "back-channel logout URI",
+        blank=True,
+        help_text="Where the IdP posts a signed logout token when a person signs out. Empty: not notified.",
+    )
+    backchannel_logout_session_required = models.BooleanField(
+        "requires sid", default=True, help_text="The client needs the session id (sid) in logout tokens."
+    )
+
+    class Meta:
+        verbose_name = "logout settings"
+        verbose_name_plural = "logout settings"
+
+    def __str__(self) -> str:
+        return f"Logout settings of {self.application}"

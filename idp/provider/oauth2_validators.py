@@ -5,6 +5,7 @@ from __future__ import annotations
 from oauth2_provider.models import redirect_to_uri_allowed
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitOAuth2Validator
 
+from provider.login_sessions import grant_link, refresh_token_link, sid_of_grant, sid_of_refresh_token
 from provider.selectors import CLAIM_NAMES, user_claims
 
 
@@ -14,11 +15,41 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         **ToolkitOAuth2Validator.oidc_claim_scope,
         "preferred_username": "profile",
         "email_verified": "email",
+        "sid": "openid",
     }
 
     def get_additional_claims(self, request) -> dict[str, object]:
-        # Replaces the toolkit's `sub` (the database id) with the account's opaque UUID.
-        return user_claims(request.user)
+        # Replaces the toolkit's `sub` (the database id) with the account's opaque UUID, and adds
+        # the IdP session id to ID tokens (OIDC Back-Channel Logout 1.0, section 2.1).
+        claims = user_claims(request.user)
+        if sid := getattr(request, "sid", None):
+            claims["sid"] = sid
+        return claims
+
+    # --- the login session (sid) follows the code, then the refresh tokens -----------------------
+    def _create_authorization_code(self, request, code, expires=None):
+        grant = super()._create_authorization_code(request, code, expires)
+        if sid := getattr(request, "sid", None):
+            grant_link(sid=sid, grant=grant)
+        return grant
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
+        valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
+        if valid:
+            request.sid = sid_of_grant(code)
+        return valid
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
+        valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
+        if valid:
+            request.sid = sid_of_refresh_token(request.refresh_token_instance)
+        return valid
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+        if sid := getattr(request, "sid", None):
+            refresh_token_link(sid=sid, refresh_token=refresh_token)
+        return refresh_token
 
     def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
         """Exact string match for confidential clients (RFC 9700 2.1, OIDC Core 3.1.2.1).

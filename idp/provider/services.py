@@ -10,6 +10,7 @@ from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AbstractApplication, get_application_model
 
+from provider.models import ApplicationLogout
 from provider.selectors import account_for
 
 Application = get_application_model()
@@ -28,6 +29,7 @@ def application_register(
     name: str,
     redirect_uris: list[str],
     post_logout_redirect_uris: list[str] = (),
+    backchannel_logout_uri: str = "",
     confidential: bool = True,
     trusted: bool = False,
     client_id: str | None = None,
@@ -48,24 +50,29 @@ def application_register(
         "algorithm": Application.RS256_ALGORITHM,
     }
     application = Application.objects.filter(client_id=client_id).first() if client_id else None
+    secret = None
     if application is None:
         secret = (client_secret or generate_client_secret()) if confidential else ""
         application = Application(**fields, client_secret=secret, **({"client_id": client_id} if client_id else {}))
-        application.full_clean(exclude=["user"])
-        application.save()
-        return Registered(application, secret or None, changed=True)
-
-    changed = [key for key, value in fields.items() if getattr(application, key) != value]
-    for key in changed:
-        setattr(application, key, fields[key])
-    secret = None
-    if confidential and client_secret and not check_password(client_secret, application.client_secret):
-        application.client_secret = secret = client_secret
-        changed.append("client_secret")
+        changed = ["created"]
+    else:
+        changed = [key for key, value in fields.items() if getattr(application, key) != value]
+        for key in changed:
+            setattr(application, key, fields[key])
+        if confidential and client_secret and not check_password(client_secret, application.client_secret):
+            application.client_secret = secret = client_secret
+            changed.append("client_secret")
     if changed:
         application.full_clean(exclude=["user"])
         application.save()
-    return Registered(application, secret, changed=bool(changed))
+
+    logout, _ = ApplicationLogout.objects.get_or_create(application=application)
+    if logout.backchannel_logout_uri != backchannel_logout_uri:
+        logout.backchannel_logout_uri = backchannel_logout_uri
+        logout.full_clean(exclude=["application"])
+        logout.save()
+        changed.append("backchannel_logout_uri")
+    return Registered(application, secret or None, changed=bool(changed))
 
 
 def user_ensure(*, username: str, password: str, email: str, full_name: str, superuser: bool = False) -> bool:

@@ -44,6 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "BASE_TEMPLATE": "base.html",
     # Where to go after signing in when no page was asked for.
     "LOGIN_REDIRECT_URL": "/",
+    # Where the IdP sends people after signing out; must be registered at the IdP as a
+    # post-logout redirect URI. By default this app's signed-out page, built from the request.
+    "POST_LOGOUT_REDIRECT_URI": None,
+    # Back-channel logout tokens older than this (by their `iat`) are refused.
+    "LOGOUT_TOKEN_MAX_AGE_SECONDS": 300,
 }
 MANDATORY = ("ISSUER", "CLIENT_ID", "CLIENT_SECRET")
 

@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from sso_client.client import identity_provider
 from sso_client.conf import sso_settings
+from sso_client.session_index import index_session
 from sso_client.tokens import store_token
 from sso_client.users import user_from_claims
 
@@ -39,6 +40,10 @@ def safe_next(candidate: str | None) -> str:
 
 def redirect_uri(request: HttpRequest) -> str:
     return sso_settings.REDIRECT_URI or request.build_absolute_uri(reverse("sso_client:callback"))
+
+
+def post_logout_redirect_uri(request: HttpRequest) -> str:
+    return sso_settings.POST_LOGOUT_REDIRECT_URI or request.build_absolute_uri(reverse("sso_client:signed-out"))
 
 
 def start_sign_in(request: HttpRequest, next_path: str | None) -> HttpResponseRedirect:
@@ -100,4 +105,7 @@ def complete_sign_in(request: HttpRequest) -> str:
     user = user_from_claims(issuer=metadata["issuer"], claims=claims)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # also rotates the session key
     store_token(request.session, token)
+    request.session.save()
+    # So that a back-channel logout of this IdP session (sid) finds this session.
+    index_session(request.session, sid=claims.get("sid"), sub=str(claims["sub"]))
     return state_data["next"]

@@ -11,4 +11,5 @@ urlpatterns = [
     path("callback/", views.callback, name="callback"),
     path("logout/", views.logout_view, name="logout"),
     path("signed-out/", views.signed_out, name="signed-out"),
+    path("backchannel-logout/", views.backchannel_logout, name="backchannel-logout"),
 ]

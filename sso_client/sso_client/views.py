@@ -1,20 +1,23 @@
-"""The app's views: start a sign-in, the IdP's callback, signing out."""
+"""The app's views: start a sign-in, the IdP's callback, signing out, back-channel logout."""
 
 from __future__ import annotations
 
 import logging
 
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sso_client.client import IdentityProviderUnavailable
+from sso_client.backchannel import LogoutTokenInvalid, receive_logout_token
+from sso_client.client import IdentityProviderUnavailable, identity_provider
 from sso_client.conf import sso_settings
-from sso_client.flow import SignInFailed, complete_sign_in, safe_next, start_sign_in
+from sso_client.flow import SignInFailed, complete_sign_in, post_logout_redirect_uri, safe_next, start_sign_in
 from sso_client.pages import idp_unavailable_page, problem_page
+from sso_client.tokens import session_token
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +61,49 @@ def callback(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
-    """GET asks to confirm; POST (with its CSRF token) signs out of this site."""
+    """GET asks to confirm; POST (with its CSRF token) signs out here, then at the IdP.
+
+    The IdP's end-session endpoint (OIDC RP-Initiated Logout) ends the IdP session, tells every
+    other site of that session through back-channel logout, and sends the person back to
+    POST_LOGOUT_REDIRECT_URI.
+    """
     if request.method == "GET":
         return TemplateResponse(request, "sso_client/logout.html", {"base_template": sso_settings.BASE_TEMPLATE})
+    id_token = (session_token(request.session) or {}).get("id_token")
     logout(request)
-    return HttpResponseRedirect(reverse("sso_client:signed-out"))
+    try:
+        end_session = identity_provider().create_logout_url(
+            post_logout_redirect_uri=post_logout_redirect_uri(request),
+            id_token_hint=id_token,
+            client_id=sso_settings.CLIENT_ID,
+        )
+    except (IdentityProviderUnavailable, RuntimeError) as error:
+        logger.warning("Signed out locally only; the IdP's end-session endpoint is unavailable: %s", error)
+        return HttpResponseRedirect(reverse("sso_client:signed-out") + "?idp=unreachable")
+    return HttpResponseRedirect(end_session["url"])
+
+
+@never_cache
+@csrf_exempt  # the IdP posts here from its own server: there is no browser, no CSRF token
+@require_POST
+def backchannel_logout(request: HttpRequest) -> HttpResponse:
+    """OIDC Back-Channel Logout 1.0, section 2.8: 200 when done, 400 with an OAuth error if not."""
+    try:
+        ended = receive_logout_token(request.POST.get("logout_token", ""))
+    except LogoutTokenInvalid as refusal:
+        logger.info("Logout token refused: %s", refusal)
+        response = JsonResponse({"error": "invalid_request", "error_description": str(refusal)}, status=400)
+    except IdentityProviderUnavailable as error:
+        logger.warning("Cannot check a logout token, the IdP's keys are unavailable: %s", error)
+        response = JsonResponse({"error": "temporarily_unavailable"}, status=503)  # the IdP retries
+    else:
+        logger.info("Back-channel logout ended %d session(s)", ended)
+        response = HttpResponse(status=200)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @never_cache
 def signed_out(request: HttpRequest) -> HttpResponse:
-    return TemplateResponse(request, "sso_client/signed_out.html", {"base_template": sso_settings.BASE_TEMPLATE})
+    context = {"base_template": sso_settings.BASE_TEMPLATE, "idp_unreachable": request.GET.get("idp") == "unreachable"}
+    return TemplateResponse(request, "sso_client/signed_out.html", context)

@@ -58,6 +58,8 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
         # Short-lived access tokens, so that the sites' refreshes happen within a test.
         "ACCESS_TOKEN_SECONDS": str(ACCESS_TOKEN_SECONDS),
         "SSO_REFRESH_MARGIN_SECONDS": str(REFRESH_MARGIN_SECONDS),
+        # Quick retries, so that a back-channel logout to a site that was down lands within a test.
+        "BACKCHANNEL_LOGOUT_RETRY_INTERVALS": "1,1,2,2,3,3,5,5",
     }
 
 

@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.e2e.oidc import submit_login
+from tests.e2e.oidc import csrf_token, submit_login
 
 
 @dataclass
@@ -53,6 +53,24 @@ class Visitor:
         assert posted.status_code == 302, f"login refused ({posted.status_code})"
         rest = self.visit(urljoin(login_page.url, posted.headers["Location"]))
         return Visit([*first.hops, posted, *rest.hops])
+
+    def post_form(self, page_url: str, action_url: str, data: dict | None = None) -> Visit:
+        """Open `page_url`, post its form (with the page's CSRF token) to `action_url`, follow on."""
+        page = self.browser.get(page_url, timeout=30)
+        posted = self.browser.post(
+            action_url,
+            data={"csrfmiddlewaretoken": csrf_token(page.text), **(data or {})},
+            headers={"Referer": page_url},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if posted.status_code not in (301, 302, 303):
+            return Visit([page, posted])
+        rest = self.visit(urljoin(action_url, posted.headers["Location"]))
+        return Visit([page, posted, *rest.hops])
+
+    def sign_out_at_site(self, site: str) -> Visit:
+        return self.post_form(f"{site}/sso/logout/", f"{site}/sso/logout/")
 
     def cookie(self, name: str) -> str | None:
         return self.browser.cookies.get(name)

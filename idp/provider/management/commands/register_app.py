@@ -30,6 +30,11 @@ class Command(BaseCommand):
             dest="post_logout_redirect_uris",
             help="Where the IdP may send people after signing out; repeat for several",
         )
+        parser.add_argument(
+            "--backchannel-logout-uri",
+            default="",
+            help="Where the IdP posts a logout token when a person signs out (OIDC Back-Channel Logout)",
+        )
         kind = parser.add_mutually_exclusive_group()
         kind.add_argument(
             "--confidential",
@@ -48,7 +53,16 @@ class Command(BaseCommand):
         parser.add_argument("--client-id", help="Choose the client id instead of generating one")
 
     def handle(
-        self, *args, name: str, redirect_uris, post_logout_redirect_uris, confidential, trusted, client_id, **options
+        self,
+        *args,
+        name: str,
+        redirect_uris,
+        post_logout_redirect_uris,
+        backchannel_logout_uri,
+        confidential,
+        trusted,
+        client_id,
+        **options,
     ) -> None:
         from oauth2_provider.models import get_application_model
 
@@ -59,6 +73,7 @@ class Command(BaseCommand):
                 name=name,
                 redirect_uris=redirect_uris,
                 post_logout_redirect_uris=post_logout_redirect_uris,
+                backchannel_logout_uri=backchannel_logout_uri,
                 confidential=confidential,
                 trusted=trusted,
                 client_id=client_id,

@@ -39,7 +39,8 @@ class Command(BaseCommand):
                 client_id=client["client_id"],
                 client_secret=client["secret"],
                 redirect_uris=[f"{client['url']}/sso/callback/"],
-                post_logout_redirect_uris=[f"{client['url']}/"],
+                post_logout_redirect_uris=[f"{client['url']}/sso/signed-out/"],
+                backchannel_logout_uri=f"{client['url']}/sso/backchannel-logout/",
                 confidential=True,
                 trusted=True,
             )

@@ -1,0 +1,123 @@
+"""OpenID Connect Back-Channel Logout 1.0: signed logout tokens, posted to each client.
+
+At sign-out the IdP posts to every client of the session at once, waiting at most
+BACKCHANNEL_LOGOUT["WAIT_SECONDS"] in all, so the person's page never hangs on a slow client.
+A delivery that fails or is still running then is queued (RQ, on the Redis already there)
+for the worker process (`manage.py backchannel_worker`) to retry with backoff for a bounded
+time. Each attempt signs a fresh token (new `jti`, `iat`): a retry is never a replay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import redis
+import requests
+from django.conf import settings
+from django.db import close_old_connections
+from jwcrypto import jwt
+from oauth2_provider.models import get_application_model
+from oauth2_provider.settings import oauth2_settings
+from rq import Queue, Retry
+
+from provider.models import LoginSession
+from provider.selectors import account_for
+
+logger = logging.getLogger(__name__)
+
+#: The `events` member that makes a JWT a logout token (spec section 2.4).
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+QUEUE_NAME = "backchannel-logout"
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+def logout_token(application, login_session: LoginSession) -> str:
+    """A signed logout token for `application` about `login_session` (spec section 2.4)."""
+    now = int(time.time())
+    claims = {
+        "iss": oauth2_settings.OIDC_ISS_ENDPOINT,
+        "aud": application.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+        "sub": str(account_for(login_session.user).sub),
+        "sid": login_session.sid,
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+    }
+    key = application.jwk_key
+    token = jwt.JWT(
+        header=json.dumps({"alg": "RS256", "typ": "logout+jwt", "kid": key.thumbprint()}),
+        claims=json.dumps(claims),
+    )
+    token.make_signed_token(key)
+    return token.serialize()
+
+
+def prepare(application_id: int, sid: str) -> tuple[str, str, str]:
+    """(client id, back-channel URI, a freshly signed logout token) of one delivery."""
+    application = get_application_model().objects.select_related("logout_settings").get(pk=application_id)
+    login_session = LoginSession.objects.select_related("user").get(sid=sid)
+    uri = application.logout_settings.backchannel_logout_uri
+    return application.client_id, uri, logout_token(application, login_session)
+
+
+def post(client_id: str, uri: str, token: str) -> None:
+    """Post one logout token; raise DeliveryFailed unless the client answers 200 or 204."""
+    try:
+        response = requests.post(
+            uri,
+            data={"logout_token": token},
+            timeout=settings.BACKCHANNEL_LOGOUT["REQUEST_TIMEOUT_SECONDS"],
+            allow_redirects=False,
+        )
+    except requests.RequestException as error:
+        raise DeliveryFailed(f"{client_id}: {type(error).__name__}") from None
+    if response.status_code not in (200, 204):
+        raise DeliveryFailed(f"{client_id}: HTTP {response.status_code}")
+    logger.info("Back-channel logout delivered to %s", client_id)
+
+
+def deliver(application_id: int, sid: str) -> None:
+    """The worker's job: one attempt, with a new token; RQ retries it while it raises."""
+    close_old_connections()
+    post(*prepare(application_id, sid))
+
+
+def queue() -> Queue:
+    return Queue(QUEUE_NAME, connection=redis.Redis.from_url(settings.REDIS_URL))
+
+
+def enqueue_retry(application_id: int, sid: str) -> None:
+    intervals = settings.BACKCHANNEL_LOGOUT["RETRY_INTERVALS"]
+    queue().enqueue(
+        deliver,
+        application_id,
+        sid,
+        retry=Retry(max=len(intervals), interval=intervals),
+        job_timeout=60,
+        failure_ttl=7 * 24 * 3600,
+    )
+
+
+def notify(deliveries: list[tuple[int, str]]) -> None:
+    """Deliver at once and in parallel, within the wait bound; queue the rest for retries."""
+    if not deliveries:
+        return
+    prepared = [prepare(*delivery) for delivery in deliveries]  # database work stays in this thread
+    pool = ThreadPoolExecutor(max_workers=min(len(prepared), 8), thread_name_prefix="backchannel")
+    futures = {pool.submit(post, *attempt): delivery for attempt, delivery in zip(prepared, deliveries, strict=True)}
+    done, _ = wait(futures, timeout=settings.BACKCHANNEL_LOGOUT["WAIT_SECONDS"])
+    pool.shutdown(wait=False)  # a slow client's attempt finishes on its own; its retry is queued
+    for future, delivery in futures.items():
+        if future in done and future.exception() is None:
+            continue
+        reason = future.exception() if future in done else "no answer in time"
+        logger.warning("Back-channel logout queued for retry (%s)", reason)
+        enqueue_retry(*delivery)

@@ -1,0 +1,27 @@
+"""Sign-in starts a login session at the IdP; every way of signing out ends it.
+
+`user_logged_out` is sent by Django's logout whatever called it: the IdP's sign-out button,
+RP-initiated logout (the end-session endpoint) or the admin's logout.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.dispatch import receiver
+
+from provider import backchannel
+from provider.login_sessions import SID_SESSION_KEY, active, login_session_end, login_session_start
+
+
+@receiver(user_logged_in, dispatch_uid="provider.login_session_start")
+def start_login_session(sender, request, user, **kwargs) -> None:
+    if request is not None and hasattr(request, "session"):
+        login_session_start(session=request.session, user=user)
+
+
+@receiver(user_logged_out, dispatch_uid="provider.login_session_end")
+def end_login_session(sender, request, user, **kwargs) -> None:
+    if request is None or not hasattr(request, "session"):
+        return
+    if login_session := active(request.session.get(SID_SESSION_KEY)):
+        backchannel.notify(login_session_end(login_session))
