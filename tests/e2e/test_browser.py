@@ -69,6 +69,23 @@ def test_sign_in_once_in_a_browser_and_both_sites_know_you(page, site_a, site_b,
     expect(page).to_have_title(re.compile("Site B"))
     page.screenshot(path=tmp_path / "site-b.png")
 
-    # Signing out of B leaves a page that says so and offers to sign in again.
-    page.click("header button[type=submit]")
+
+
+def test_signing_out_in_a_browser_signs_out_of_every_site(page, site_a, site_b, idp, alice, tmp_path):
+    page.goto(f"{site_a}/")
+    page.fill("input[name=username]", alice[0])
+    page.fill("input[name=password]", alice[1])
+    page.click("button[type=submit]")
+    expect(page.locator("#username")).to_have_text("alice")
+    page.goto(f"{site_b}/")
+    expect(page.locator("#username")).to_have_text("alice")
+
+    page.click("header button[type=submit]")  # "Sign out" on site B
+    expect(page).to_have_url(re.compile(f"^{re.escape(site_b)}/sso/signed-out/"))
     expect(page.locator("h1")).to_have_text("You are signed out")
+    expect(page.locator("main")).to_contain_text("every site")
+    page.screenshot(path=tmp_path / "signed-out.png")
+
+    for site in (site_a, idp.url):
+        page.goto(f"{site}/")
+        expect(page).to_have_title(re.compile("Sign in"))  # asked to sign in again: signed out there too
