@@ -35,6 +35,9 @@ test-unit: $(STAMP) ## Unit tests of each part, each with its own Django setting
 test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e
 
+bench: $(STAMP) ## Benchmarks (not tests): each flow's throughput and latency against a bare Django view
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP) ## Check style with ruff
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -70,7 +70,6 @@ def test_sign_in_once_in_a_browser_and_both_sites_know_you(page, site_a, site_b,
     page.screenshot(path=tmp_path / "site-b.png")
 
 
-
 def test_signing_out_in_a_browser_signs_out_of_every_site(page, site_a, site_b, idp, alice, tmp_path):
     page.goto(f"{site_a}/")
     page.fill("input[name=username]", alice[0])
