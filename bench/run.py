@@ -89,7 +89,7 @@ def drive(flow: str, make_worker: Callable[[], Callable[[], int]], *, threads: i
         seconds=round(took, 2),
         per_second=round(counts["requests"] / took, 1),
         p50_ms=round(statistics.median(ordered) * 1000, 2),
-        p95_ms=round(ordered[int(len(ordered) * 0.95) - 1 if len(ordered) > 1 else 0] * 1000, 2),
+        p95_ms=round(ordered[max(0, int(len(ordered) * 0.95) - 1)] * 1000, 2),
         errors=counts["errors"],
     )
 
@@ -195,11 +195,11 @@ def main() -> int:
     for result in results:
         result.vs_baseline = round(result.per_second / baseline, 3)
     print(f"\n{args.threads} client threads, {args.seconds:g} s per flow, on this machine's {os.cpu_count()} cores\n")
-    print(f"{'flow':58} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} {'× baseline':>10}")
+    print(f"{'flow':58} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>6} {'vs baseline':>11}")
     for result in results:
         print(
             f"{result.flow:58} {result.per_second:8.1f} {result.p50_ms:8.2f} {result.p95_ms:8.2f} "
-            f"{result.errors:6d} {result.vs_baseline:10.3f}"
+            f"{result.errors:6d} {result.vs_baseline:11.3f}"
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
