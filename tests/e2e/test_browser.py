@@ -1,4 +1,4 @@
-"""What a person sees, in a real Chromium: the login page and the administrator's registration."""
+"""What a person sees, in a real Chromium: signing in and out across sites, and the admin."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from playwright.sync_api import expect
 from tests.e2e.oidc import AuthRequest, Client
 
 
+def fill_login_form(page, username: str, password: str) -> None:
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("input[type=submit], button[type=submit]")
+
+
 def test_an_administrator_registers_an_application_that_then_signs_people_in(page, idp, admin, alice):
     page.goto(f"{idp.url}/admin/")
-    page.fill("input[name=username]", admin[0])
-    page.fill("input[name=password]", admin[1])
-    page.click("input[type=submit], button[type=submit]")
+    fill_login_form(page, *admin)
     expect(page.locator("body")).to_contain_text("Site administration")
 
     page.goto(f"{idp.url}/admin/oauth2_provider/application/add/")
@@ -48,15 +52,12 @@ def test_sign_in_once_in_a_browser_and_both_sites_know_you(page, site_a, site_b,
     expect(page).to_have_url(re.compile(f"^{re.escape(idp.url)}/accounts/login/"))
     expect(page).to_have_title(re.compile("Sign in"))  # the IdP's login page
 
-    page.fill("input[name=username]", alice[0])
-    page.fill("input[name=password]", "a wrong password")
-    page.click("button[type=submit]")
+    fill_login_form(page, alice[0], "a wrong password")
     expect(page.get_by_role("alert")).to_contain_text("do not match")
     expect(page.locator("input[name=username]")).to_have_value(alice[0])
     page.screenshot(path=tmp_path / "login-refused.png")
 
-    page.fill("input[name=password]", alice[1])
-    page.click("button[type=submit]")
+    fill_login_form(page, *alice)
 
     expect(page).to_have_url(f"{site_a}/")
     expect(page.locator("#username")).to_have_text("alice")
@@ -72,9 +73,7 @@ def test_sign_in_once_in_a_browser_and_both_sites_know_you(page, site_a, site_b,
 
 def test_signing_out_in_a_browser_signs_out_of_every_site(page, site_a, site_b, idp, alice, tmp_path):
     page.goto(f"{site_a}/")
-    page.fill("input[name=username]", alice[0])
-    page.fill("input[name=password]", alice[1])
-    page.click("button[type=submit]")
+    fill_login_form(page, *alice)
     expect(page.locator("#username")).to_have_text("alice")
     page.goto(f"{site_b}/")
     expect(page.locator("#username")).to_have_text("alice")
