@@ -86,7 +86,7 @@ CACHES = {
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_ENGINE = "sso_client.sessions"  # Django's cache sessions, kept ended after a logout
 SESSION_COOKIE_NAME = "site_a_sessionid"
 CSRF_COOKIE_NAME = "site_a_csrftoken"
 SESSION_COOKIE_AGE = int(os.environ.get("SITE_SESSION_SECONDS", 10 * 3600))

@@ -27,14 +27,11 @@ def check_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
                 f"In MIDDLEWARE, {MIDDLEWARE_PATH!r} must come after {AUTH_MIDDLEWARE!r}.", id="sso_client.E003"
             )
         )
-    if settings.SESSION_ENGINE not in (
-        "django.contrib.sessions.backends.cache",
-        "django.contrib.sessions.backends.cached_db",
-    ):
+    if settings.SESSION_ENGINE != "sso_client.sessions":
         messages.append(
             checks.Warning(
-                "SESSION_ENGINE does not keep sessions in the cache: the session store must be Redis "
-                "for signed-in sessions to be found and ended when the person signs out elsewhere.",
+                'Set SESSION_ENGINE = "sso_client.sessions": sessions kept in the cache (Redis), which '
+                "a sign-out elsewhere can end, and which stay ended.",
                 id="sso_client.W001",
             )
         )

@@ -63,7 +63,9 @@ def end_sessions(*, sid: str | None, sub: str | None) -> int:
     ended = 0
     for session_key in _members(key):
         store = engine.SessionStore(session_key=session_key)
-        if store.exists(session_key):
+        if hasattr(store, "end"):  # sso_client.sessions: stays ended even if a running request saves it
+            ended += store.end(session_key)
+        elif store.exists(session_key):
             store.delete(session_key)
             ended += 1
     caches[sso_settings.CACHE_ALIAS].delete(key)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 
 from django.contrib.auth import logout
-from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.cache import caches
 from django.http import HttpRequest
 
@@ -106,5 +106,9 @@ def _refresh(request: HttpRequest, latest: dict) -> Freshness:
         raise IdentityProviderUnavailable(type(error).__name__) from error
     request.session[SESSION_TOKEN_KEY] = latest
     store_token(request.session, fresh)
-    request.session.save()  # before the lock opens: the next request must read the new tokens
+    try:
+        request.session.save()  # before the lock opens: the next request must read the new tokens
+    except UpdateError:  # a logout ended this session while the refresh ran
+        logout(request)
+        return Freshness.SIGNED_OUT
     return Freshness.FRESH

@@ -111,6 +111,13 @@ def redis_client(redis_url):
     client.close()
 
 
+def session_stored(redis_client, prefix: str, session_key: str | None) -> bool:
+    """Whether Django's cache session `session_key` is in Redis under the site's key `prefix`."""
+    if not session_key:
+        return False
+    return bool(redis_client.keys(f"{prefix}:*:django.contrib.sessions.cache{session_key}"))
+
+
 @pytest.fixture(scope="session")
 def alice(stack) -> tuple[str, str]:
     return "alice", stack.env["DEMO_PASSWORD"]

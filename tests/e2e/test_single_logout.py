@@ -14,7 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.stack import SITE_B
-from tests.e2e.conftest import REFRESH_DUE_SECONDS
+from tests.e2e.conftest import REFRESH_DUE_SECONDS, session_stored
 from tests.e2e.oidc import AuthRequest
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
@@ -27,10 +27,6 @@ def signed_in_everywhere(site_a, site_b, alice) -> Visitor:
     assert signed_in_page_shows_alice(person.sign_in(f"{site_a}/", *alice).page)
     assert signed_in_page_shows_alice(person.visit(f"{site_b}/").page)
     return person
-
-
-def session_alive(redis_client, prefix: str, session_key: str | None) -> bool:
-    return bool(session_key) and bool(redis_client.keys(f"{prefix}:*{session_key}"))
 
 
 def idp_sid(stack, person: Visitor) -> str:
@@ -81,8 +77,8 @@ def test_signing_out_at_site_a_signs_out_of_site_b_and_the_idp(site_a, site_b, i
     assert signed_out.page.url.split("?")[0] == f"{site_a}/sso/signed-out/"
     assert "You are signed out" in signed_out.page.text
 
-    assert not session_alive(redis_client, "site_b", b_session), "site B's session was deleted by back-channel"
-    assert not session_alive(redis_client, "idp", idp_session)
+    assert not session_stored(redis_client, "site_b", b_session), "site B's session was deleted by back-channel"
+    assert not session_stored(redis_client, "idp", idp_session)
     at_b = person.visit(f"{site_b}/")
     assert at_b.shows_login_form() and not signed_in_page_shows_alice(at_b.page)
     assert person.visit(f"{idp.url}/").shows_login_form(), "the IdP session is gone too"
@@ -96,7 +92,7 @@ def test_signing_out_at_the_idp_signs_out_of_both_sites(site_a, site_b, idp, ali
     assert "You are signed out" in signed_out.page.text
 
     for prefix, key in sessions.items():
-        assert not session_alive(redis_client, prefix, key), prefix
+        assert not session_stored(redis_client, prefix, key), prefix
     assert person.visit(f"{site_a}/").shows_login_form()
     assert person.visit(f"{site_b}/").shows_login_form()
 
@@ -117,12 +113,12 @@ def test_a_site_that_is_down_is_signed_out_once_it_is_back(stack, site_a, site_b
     stack.processes["site_b"].stop()
     try:
         sign_out_at_idp_promptly(person, idp)
-        assert not session_alive(redis_client, "site_a", a_session), "site A was told at once"
-        assert session_alive(redis_client, "site_b", b_session), "site B could not be told yet"
+        assert not session_stored(redis_client, "site_a", a_session), "site A was told at once"
+        assert session_stored(redis_client, "site_b", b_session), "site B could not be told yet"
     finally:
         stack.start(SITE_B)
     wait_for(
-        lambda: not session_alive(redis_client, "site_b", b_session),
+        lambda: not session_stored(redis_client, "site_b", b_session),
         timeout=45,
         what="the worker's retry ending site B's session",
     )
@@ -138,7 +134,7 @@ def test_a_site_that_hangs_does_not_hold_up_the_sign_out(stack, site_a, site_b, 
     finally:
         stack.processes["site_b"].resume()
     wait_for(
-        lambda: not session_alive(redis_client, "site_b", b_session),
+        lambda: not session_stored(redis_client, "site_b", b_session),
         timeout=45,
         what="site B's session ending once it answers again",
     )
@@ -250,7 +246,7 @@ def test_a_bad_logout_token_is_refused_and_deletes_nothing(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert response.json()["error_description"]
-    assert session_alive(redis_client, "site_a", session)
+    assert session_stored(redis_client, "site_a", session)
     assert signed_in_page_shows_alice(person.visit(f"{site_a}/").page)
 
 
@@ -259,14 +255,14 @@ def test_a_replayed_logout_token_is_refused(site_a, site_b, alice, stack, idp, i
     sid = idp_sid(stack, person)
     token = logout_token(idp_key, idp, sid=sid)
     assert post_logout_token(site_a, token).status_code == 200
-    assert not session_alive(redis_client, "site_a", person.cookie("site_a_sessionid"))
+    assert not session_stored(redis_client, "site_a", person.cookie("site_a_sessionid"))
 
     # Signed in again at A (the IdP session, and so the sid, are the same); the replay ends nothing.
     assert signed_in_page_shows_alice(person.visit(f"{site_a}/").page)
     replay = post_logout_token(site_a, token)
     assert replay.status_code == 400
     assert "used already" in replay.json()["error_description"]
-    assert session_alive(redis_client, "site_a", person.cookie("site_a_sessionid"))
+    assert session_stored(redis_client, "site_a", person.cookie("site_a_sessionid"))
 
 
 def test_a_logout_token_with_only_sub_ends_every_session_of_that_person(
@@ -280,5 +276,5 @@ def test_a_logout_token_with_only_sub_ends_every_session_of_that_person(
     sub = str(uuid.UUID(sub))
     assert post_logout_token(site_a, logout_token(idp_key, idp, sid=None, sub=sub)).status_code == 200
     for person in people:
-        assert not session_alive(redis_client, "site_a", person.cookie("site_a_sessionid"))
-        assert session_alive(redis_client, "site_b", person.cookie("site_b_sessionid")), "only site A was told"
+        assert not session_stored(redis_client, "site_a", person.cookie("site_a_sessionid"))
+        assert session_stored(redis_client, "site_b", person.cookie("site_b_sessionid")), "only site A was told"

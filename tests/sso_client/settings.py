@@ -18,7 +18,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.sso_client.urls"
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_ENGINE = "sso_client.sessions"  # Django's cache sessions, kept ended after a logout
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
