@@ -105,7 +105,6 @@ def complete_sign_in(request: HttpRequest) -> str:
     user = user_from_claims(issuer=metadata["issuer"], claims=claims)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # also rotates the session key
     store_token(request.session, token)
-    request.session.save()
     # So that a back-channel logout of this IdP session (sid) finds this session.
     index_session(request.session, sid=claims.get("sid"), sub=str(claims["sub"]))
     return state_data["next"]

@@ -54,7 +54,3 @@ def user_from_claims(*, issuer: str, claims: Mapping[str, object]) -> AbstractBa
         # Two first sign-ins of one person at once: the other request created the identity.
         return Identity.objects.select_related("user").get(issuer=issuer, subject=subject).user
     return user
-
-
-def display_name(user: AbstractBaseUser) -> str:
-    return user.get_full_name() or user.get_username()

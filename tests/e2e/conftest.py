@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -109,6 +111,18 @@ def redis_client(redis_url):
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+def idp_database(stack: Stack) -> sqlite3.Connection:
+    """The running IdP's SQLite database, for what no endpoint shows (rotated tokens, sids)."""
+    return sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path)
+
+
+def age_code(stack: Stack, code: str) -> None:
+    """Expire an authorization code now, rather than wait out its 60 seconds."""
+    with idp_database(stack) as db:
+        aged = db.execute("UPDATE oauth2_provider_grant SET expires = '2000-01-01 00:00:00' WHERE code = ?", (code,))
+        assert aged.rowcount == 1
 
 
 def session_stored(redis_client, prefix: str, session_key: str | None) -> bool:

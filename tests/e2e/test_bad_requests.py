@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-from urllib.parse import urlsplit
-
 import pytest
 import requests
 
-from tests.e2e.oidc import AuthRequest, Client, csrf_token, query, submit_login
+from tests.e2e.conftest import age_code
+from tests.e2e.oidc import AuthRequest, Client, query, submit_login
 
 
 def login_page(idp, browser, request: AuthRequest) -> requests.Response:
@@ -134,13 +132,7 @@ def test_reused_code_is_an_invalid_grant(idp, signed_in, site_a_client):
 def test_expired_code_is_an_invalid_grant(idp, signed_in, site_a_client, stack):
     request = AuthRequest(site_a_client)
     code = code_for(idp, signed_in, request)
-    # Age the code past its 60 seconds rather than wait for it.
-    database = urlsplit(stack.env["DATABASE_URL"]).path
-    with sqlite3.connect(database) as db:
-        aged = db.execute(
-            "UPDATE oauth2_provider_grant SET expires = '2000-01-01 00:00:00' WHERE code = ?", (code,)
-        ).rowcount
-    assert aged == 1
+    age_code(stack, code)
     response = idp.exchange(request, code)
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
@@ -192,7 +184,3 @@ def test_garbage_at_the_token_endpoint_is_a_400(idp, site_a_client):
 def test_userinfo_without_a_valid_token_is_a_401(idp):
     assert idp.userinfo("not-a-token").status_code == 401
     assert requests.get(idp.metadata["userinfo_endpoint"], timeout=5).status_code == 401
-
-
-def test_csrf_token_helper_finds_the_form_token():
-    assert csrf_token('<input name="csrfmiddlewaretoken" value="abc">') == "abc"

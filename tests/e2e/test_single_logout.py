@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.stack import SITE_B
-from tests.e2e.conftest import REFRESH_DUE_SECONDS, session_stored
+from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_database, session_stored
 from tests.e2e.oidc import AuthRequest
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
@@ -30,7 +29,7 @@ def signed_in_everywhere(site_a, site_b, alice) -> Visitor:
 
 
 def idp_sid(stack, person: Visitor) -> str:
-    with sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path) as db:
+    with idp_database(stack) as db:
         row = db.execute(
             "SELECT sid FROM provider_loginsession WHERE session_key = ?", (person.cookie("idp_sessionid"),)
         ).fetchone()
@@ -159,7 +158,7 @@ def test_an_administrator_signs_a_person_out_everywhere(site_a, site_b, idp, ali
     browsers = [signed_in_everywhere(site_a, site_b, alice) for _ in range(2)]
     operator = Visitor()
     operator.sign_in(f"{idp.url}/admin/", *admin)
-    with sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path) as db:
+    with idp_database(stack) as db:
         alice_id = db.execute("SELECT id FROM auth_user WHERE username = 'alice'").fetchone()[0]
     done = operator.post_form(
         f"{idp.url}/admin/auth/user/",
@@ -269,7 +268,7 @@ def test_a_logout_token_with_only_sub_ends_every_session_of_that_person(
     site_a, site_b, alice, stack, idp, idp_key, redis_client
 ):
     people = [signed_in_everywhere(site_a, site_b, alice) for _ in range(2)]
-    with sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path) as db:
+    with idp_database(stack) as db:
         sub = db.execute(
             "SELECT sub FROM provider_account a JOIN auth_user u ON a.user_id = u.id WHERE u.username = 'alice'"
         ).fetchone()[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -10,7 +9,7 @@ from urllib.parse import urlsplit
 import requests
 
 from devstack.stack import IDP
-from tests.e2e.conftest import REFRESH_DUE_SECONDS, session_stored
+from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_database, session_stored
 from tests.e2e.visitor import Visitor
 
 
@@ -20,7 +19,7 @@ def signed_in_page_shows_alice(page: requests.Response) -> bool:
 
 def rotated_refresh_tokens(stack, client_id: str) -> int:
     """How many of the client's refresh tokens the IdP has revoked, by rotation or otherwise."""
-    with sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path) as db:
+    with idp_database(stack) as db:
         return db.execute(
             "SELECT count(*) FROM oauth2_provider_refreshtoken r JOIN oauth2_provider_application a "
             "ON r.application_id = a.id WHERE a.client_id = ? AND r.revoked IS NOT NULL",

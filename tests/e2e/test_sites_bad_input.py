@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
 from devstack.processes import ManagedProcess, free_port
 from devstack.stack import BIN, REPO_ROOT, SITE_A
+from tests.e2e.conftest import age_code
 from tests.e2e.oidc import query
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
@@ -80,10 +80,7 @@ def test_an_expired_code_is_refused(site_a, idp, alice, stack):
     request = started_sign_in(person, site_a)
     at_idp = person.browser.get(idp.authorize_url(request), allow_redirects=False, timeout=10)
     returned = query(at_idp.headers["Location"])
-    with sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path) as db:
-        db.execute(
-            "UPDATE oauth2_provider_grant SET expires = '2000-01-01 00:00:00' WHERE code = ?", (returned["code"],)
-        )
+    age_code(stack, returned["code"])
     response = callback(person, site_a, code=returned["code"], state=returned["state"])
     assert_refused_page(response)
     assert "invalid_grant" in response.text
