@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-e2e lint format lock bench clean
+.PHONY: help system-packages run test test-unit test-e2e lint format lock bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt sso_client/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -21,10 +21,17 @@ $(STAMP): requirements.txt sso_client/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e ./sso_client
 	touch $@
 
+system-packages: ## Install the browser the tests drive (Debian's chromium) when root or sudo with apt can
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else exit 0; fi; \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 run: $(STAMP) ## Serve the IdP on :8000 and client sites A and B on :8001 and :8002 until Ctrl-C
 	$(PY) -m devstack.run
 
-test: $(STAMP) ## Run every test: unit tests, then end-to-end tests with real processes and Chromium
+test: $(STAMP) system-packages ## Run every test: unit tests, then end-to-end tests with real processes and Chromium
 	@test -x $(CHROMIUM) || { echo "error: the browser tests need Chromium at $(CHROMIUM) (Debian: apt-get install chromium), or set CHROMIUM"; exit 1; }
 	$(MAKE) --no-print-directory test-unit test-e2e
 
