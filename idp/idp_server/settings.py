@@ -237,6 +237,14 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": USES_HTTPS,
 }
 
+# Client ids of resource servers that may introspect every token (RFC 7662); any other client
+# learns about its own tokens only.
+INTROSPECTION_RESOURCE_SERVERS = [
+    client_id.strip()
+    for client_id in os.environ.get("INTROSPECTION_RESOURCE_SERVERS", "").split(",")
+    if client_id.strip()
+]
+
 # Demo data, seeded by `manage.py seed_demo`; not needed to serve.
 DEMO_PASSWORD = local_default("DEMO_PASSWORD", "alice-demo-password", required=False)
 ADMIN_PASSWORD = local_default("ADMIN_PASSWORD", "admin-demo-password", required=False)

@@ -5,8 +5,10 @@ from django.urls import include, path
 from oauth2_provider import urls as toolkit_urls
 
 from provider import views
+from provider.authorize import AuthorizationView, ReauthenticateView
 from provider.discovery import DiscoveryView
 from provider.end_session import EndSessionView
+from provider.token_endpoints import IntrospectTokenView, TokenView
 
 # Only the protocol endpoints of django-oauth-toolkit: its self-service application pages would
 # let any signed-in person register clients, which is the administrator's job here.
@@ -21,6 +23,12 @@ urlpatterns = [
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("o/.well-known/openid-configuration", DiscoveryView.as_view(), name="oidc-discovery"),
+    path("accounts/reauthenticate/", ReauthenticateView.as_view(), name="reauthenticate"),
+    # The toolkit's endpoints, as this IdP extends them; the names they have in the toolkit's
+    # namespace (discovery uses those) resolve to the same paths.
+    path("o/authorize/", AuthorizationView.as_view(), name="authorize"),
+    path("o/token/", TokenView.as_view(), name="token"),
+    path("o/introspect/", IntrospectTokenView.as_view(), name="introspect"),
     path("o/logout/", EndSessionView.as_view(), name="end-session"),
     path("o/", include(oauth2_endpoints, namespace="oauth2_provider")),
     path("-/health/live/", views.health_live, name="health-live"),

@@ -16,19 +16,36 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
+from oauth2_provider.models import get_grant_model
 
 from provider.models import GrantSession, LoginSession, LoginSessionClient, RefreshTokenSession
+
+Grant = get_grant_model()
 
 #: Where the IdP's own Django session keeps the sid of its login session.
 SID_SESSION_KEY = "_idp_sid"
 
 
-def login_session_start(*, session: SessionBase, user: AbstractBaseUser) -> LoginSession:
+def login_session_start(
+    *, session: SessionBase, user: AbstractBaseUser, amr: list[str] | tuple[str, ...] = ("pwd",)
+) -> LoginSession:
+    """A sign-in: a new login session, or, when this browser's session is already this person's,
+    a re-authentication of it (prompt=login, max_age): the sid stays, `auth_time` and `amr` move on.
+
+    `amr` names how the person proved who they are (RFC 8176: "pwd", "otp").
+    """
+    now = timezone.now()
+    if (current := active(session.get(SID_SESSION_KEY))) and current.user_id == user.pk:
+        current.auth_time, current.amr, current.session_key = now, list(amr), session.session_key or ""
+        current.save(update_fields=["auth_time", "amr", "session_key"])
+        return current
     login_session = LoginSession.objects.create(
         sid=secrets.token_urlsafe(32),
         user=user,
         session_key=session.session_key or "",
-        expires=timezone.now() + timedelta(seconds=session.get_expiry_age()),
+        expires=now + timedelta(seconds=session.get_expiry_age()),
+        auth_time=now,
+        amr=list(amr),
     )
     session[SID_SESSION_KEY] = login_session.sid
     return login_session
@@ -70,6 +87,8 @@ def login_session_end(login_session: LoginSession) -> list[tuple[int, str]]:
         ended = LoginSession.objects.filter(pk=login_session.pk, ended__isnull=True).update(ended=timezone.now())
         if not ended:
             return []  # ended already (by another request or replica)
+        # Codes not yet exchanged die with the session: a code is worth what the session was.
+        Grant.objects.filter(grantsession__login_session=login_session).delete()
         for link in RefreshTokenSession.objects.filter(login_session=login_session).select_related("refresh_token"):
             if link.refresh_token.revoked is None:
                 link.refresh_token.revoke()  # also deletes its access token
@@ -90,3 +109,12 @@ def user_sign_out_everywhere(user: AbstractBaseUser) -> list[tuple[int, str]]:
         if login_session.session_key:
             engine.SessionStore(session_key=login_session.session_key).delete()
     return notify
+
+
+#: `acr` values (OIDC Core 2): "1" a password alone, "2" a password and a second factor.
+ACR_PASSWORD = "1"  # noqa: S105 - an acr value, not a password
+ACR_TWO_FACTOR = "2"
+
+
+def acr_of(amr: list[str]) -> str:
+    return ACR_TWO_FACTOR if len(set(amr)) > 1 else ACR_PASSWORD

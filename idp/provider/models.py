@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Account(models.Model):
@@ -37,6 +38,10 @@ class LoginSession(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions")
     session_key = models.CharField(max_length=64, help_text="The IdP's own session, in Redis.")
     created = models.DateTimeField(auto_now_add=True)
+    # When and how the person last proved who they are in this session (OIDC Core 2: `auth_time`,
+    # `amr`): a re-authentication (prompt=login, max_age) updates them, the sid stays.
+    auth_time = models.DateTimeField(default=timezone.now)
+    amr = models.JSONField("authentication methods", default=list)
     expires = models.DateTimeField()
     ended = models.DateTimeField(null=True, blank=True)
 
@@ -71,6 +76,28 @@ class GrantSession(models.Model):
 
     def __str__(self) -> str:
         return f"grant in {self.login_session}"
+
+
+class GrantUse(models.Model):
+    """An authorization code that was exchanged, and the refresh token it gave.
+
+    Codes are kept, marked used, until they expire (the toolkit would delete them at once), so
+    that a second use is recognised as a replay and revokes what the first use issued
+    (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4). One row per code: a unique key, so of two
+    exchanges racing each other only one can record its use.
+    """
+
+    grant = models.OneToOneField(settings.OAUTH2_PROVIDER_GRANT_MODEL, on_delete=models.CASCADE, related_name="use")
+    refresh_token = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    access_token = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"use of {self.grant_id}"
 
 
 class RefreshTokenSession(models.Model):

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from oauth2_provider.models import redirect_to_uri_allowed
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitOAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors
 
-from provider.login_sessions import grant_link, refresh_token_link, sid_of_grant, sid_of_refresh_token
+from provider.code_replay import code_replayed, code_use_record
+from provider.login_sessions import (
+    acr_of,
+    active,
+    grant_link,
+    refresh_token_link,
+    sid_of_grant,
+    sid_of_refresh_token,
+)
 from provider.selectors import CLAIM_NAMES, user_claims
 
 
@@ -34,10 +43,27 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         return grant
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
+        if code_replayed(code=code, application=client):
+            return False  # invalid_grant; what the first use issued is revoked
         valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
         if valid:
             request.sid = sid_of_grant(code)
         return valid
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
+        """Mark the code used instead of deleting it, so that a replay can be told (see GrantUse)."""
+        if not code_use_record(
+            code=code,
+            application=request.client,
+            refresh_token=getattr(request, "issued_refresh_token", None),
+            access_token=getattr(request, "issued_access_token", None),
+        ):
+            raise errors.InvalidGrantError(request=request)
+
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        request.issued_access_token = access_token
+        return access_token
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
@@ -47,6 +73,7 @@ class OAuth2Validator(ToolkitOAuth2Validator):
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+        request.issued_refresh_token = refresh_token
         if sid := getattr(request, "sid", None):
             refresh_token_link(sid=sid, refresh_token=refresh_token)
         return refresh_token
@@ -62,6 +89,36 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         if client.client_type == client.CLIENT_CONFIDENTIAL:
             return redirect_uri in client.redirect_uris.split()
         return redirect_to_uri_allowed(redirect_uri, client.redirect_uris.split())
+
+    # --- who is signed in, and how: decided by the authorization view -----------------------------
+    # oauthlib asks these for prompt=none and id_token_hint. provider.authorize.AuthorizationView
+    # has settled both before oauthlib runs (it answers login_required, consent_required or sends
+    # the person to sign in), so by the time they are asked, the answer is yes.
+    def validate_silent_login(self, request) -> bool:
+        return True
+
+    def validate_silent_authorization(self, request) -> bool:
+        return True
+
+    def validate_user_match(self, id_token_hint, scopes, claims, request) -> bool:
+        return True
+
+    def validate_user(self, username, password, client, request, *args, **kwargs) -> bool:
+        """Passwords are checked by the login form only, behind its lock-out: never here."""
+        return False
+
+    def get_id_token_dictionary(self, token, token_handler, request):
+        """`auth_time`, `amr` and `acr` of the login session the tokens were issued in (OIDC Core 2).
+
+        The toolkit takes `auth_time` from the person's last sign-in anywhere; what counts is when
+        they proved who they are in *this* browser session.
+        """
+        claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
+        if login_session := active(getattr(request, "sid", None)):
+            claims["auth_time"] = int(login_session.auth_time.timestamp())
+            claims["amr"] = login_session.amr
+            claims["acr"] = acr_of(login_session.amr)
+        return claims, expiration_time
 
     def get_discovery_claims(self, request) -> list[str]:
         # The toolkit lists only `sub` when claims depend on the request, as ours do.

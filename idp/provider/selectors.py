@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser
 
 from provider.models import Account
+
+
+def subject_uuid(sub: str) -> uuid.UUID | None:
+    """`sub` as the UUID it must be; None for anything else (never an error to a client)."""
+    try:
+        return uuid.UUID(sub)
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def account_for(user: AbstractBaseUser) -> Account:

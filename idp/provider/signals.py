@@ -16,7 +16,9 @@ from provider.login_sessions import SID_SESSION_KEY, active, login_session_end, 
 @receiver(user_logged_in, dispatch_uid="provider.login_session_start")
 def start_login_session(sender, request, user, **kwargs) -> None:
     if request is not None and hasattr(request, "session"):
-        login_session_start(session=request.session, user=user)
+        request.session.set_expiry(None)  # a visitor's short session gets a signed-in lifetime
+        # A sign-in view that checked more than the password says so on the request.
+        login_session_start(session=request.session, user=user, amr=getattr(request, "auth_methods", ["pwd"]))
 
 
 @receiver(user_logged_out, dispatch_uid="provider.login_session_end")

@@ -1,0 +1,77 @@
+"""The token and introspection endpoints: the toolkit's views, closed where they said too much.
+
+Token endpoint: only the grants this IdP serves (authorization_code, refresh_token, as its
+discovery document says) get past the first line. Anything else is `unsupported_grant_type`
+(RFC 6749 section 5.2) before a client, a code or a password is looked at, so the answer is the
+same whatever else was sent: the password grant cannot be used to test passwords.
+
+Introspection (RFC 7662): a client learns about its own tokens only. A token issued to another
+client is `{"active": false}` (section 4: "the authorization server MAY respond with an
+inactive token"), unless the caller is a resource server named in
+INTROSPECTION_RESOURCE_SERVERS, which may introspect every token.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from oauth2_provider.views import IntrospectTokenView as ToolkitIntrospectTokenView
+from oauth2_provider.views import TokenView as ToolkitTokenView
+from oauthlib.common import Request as OauthlibRequest
+
+#: The grant types this IdP serves; discovery's `grant_types_supported` lists the same.
+GRANT_TYPES = ("authorization_code", "refresh_token")
+
+
+def oauth_error(error: str, description: str, *, status: int = 400) -> JsonResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class TokenView(ToolkitTokenView):
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        grant_types = request.POST.getlist("grant_type")
+        if not grant_types:
+            return oauth_error("invalid_request", "grant_type is missing.")
+        if len(grant_types) > 1:
+            return oauth_error("invalid_request", "grant_type must not be repeated.")
+        if grant_types[0] not in GRANT_TYPES:
+            return oauth_error("unsupported_grant_type", "Only authorization_code and refresh_token are served.")
+        return super().post(request, *args, **kwargs)
+
+
+class IntrospectTokenView(ToolkitIntrospectTokenView):
+    caller = None  # the authenticated client asking
+
+    def authenticate_client(self, request: HttpRequest) -> bool:
+        core = self.get_oauthlib_core()
+        uri, http_method, body, headers = core._extract_params(request)
+        oauth_request = OauthlibRequest(uri, http_method, body, headers)
+        if core.server.request_validator.authenticate_client(oauth_request):
+            self.caller = oauth_request.client
+            return True
+        return False
+
+    def verify_request(self, request: HttpRequest):
+        # The other way in: a bearer token with the `introspection` scope, on behalf of its client.
+        valid, oauth_request = super().verify_request(request)
+        if valid and getattr(oauth_request, "access_token", None) is not None:
+            self.caller = oauth_request.access_token.application
+        return valid, oauth_request
+
+    def get_token_response(self, token_value=None) -> HttpResponse:
+        response = super().get_token_response(token_value)
+        if response.status_code != 200:
+            return response
+        answer = json.loads(response.content)
+        if answer.get("active") and not self._may_see(answer.get("client_id")):
+            return JsonResponse({"active": False})
+        return response
+
+    def _may_see(self, client_id: str | None) -> bool:
+        if self.caller is None:
+            return False
+        return client_id == self.caller.client_id or self.caller.client_id in settings.INTROSPECTION_RESOURCE_SERVERS
