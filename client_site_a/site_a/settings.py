@@ -83,7 +83,13 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "site_a",
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            # JSON, not django-redis's default pickle: a pickle written to the shared Redis by
+            # anyone would run as code here (a system check refuses pickle).
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+        },
     }
 }
 SESSION_ENGINE = "sso_client.sessions"  # Django's cache sessions, kept ended after a logout

@@ -131,6 +131,9 @@ CACHES = {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": 2,
             "SOCKET_TIMEOUT": 2,
+            # JSON, not django-redis's default pickle: a pickle written to the shared Redis by
+            # anyone would run as code here (a system check refuses pickle).
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
         },
     }
 }

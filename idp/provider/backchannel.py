@@ -5,6 +5,8 @@ BACKCHANNEL_LOGOUT["WAIT_SECONDS"] in all, so the person's page never hangs on a
 A delivery that fails or is still running then is queued (RQ, on the Redis already there)
 for the worker process (`manage.py backchannel_worker`) to retry with backoff for a bounded
 time. Each attempt signs a fresh token (new `jti`, `iat`): a retry is never a replay.
+Jobs are stored as JSON (RQ's JSONSerializer), not RQ's default pickle: whoever can write to
+the shared Redis must not be able to make the worker run code.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from jwcrypto import jwt
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 from rq import Queue, Retry
+from rq.serializers import JSONSerializer
 
 from provider.models import LoginSession
 from provider.selectors import account_for
@@ -91,7 +94,8 @@ def deliver(application_id: int, sid: str) -> None:
 
 
 def queue() -> Queue:
-    return Queue(QUEUE_NAME, connection=redis.Redis.from_url(settings.REDIS_URL))
+    """The retry queue; the worker must read it with the same (JSON) serializer."""
+    return Queue(QUEUE_NAME, connection=redis.Redis.from_url(settings.REDIS_URL), serializer=JSONSerializer)
 
 
 def enqueue_retry(application_id: int, sid: str) -> None:

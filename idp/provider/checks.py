@@ -1,13 +1,36 @@
-"""System checks: catch a missing session store when a management command or server starts."""
+"""System checks: catch a missing session store, or one that would hold pickles, at start-up."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core import checks
 
 from provider.redis_health import redis_problem
+
+PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
+JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 
 
 @checks.register("redis")
 def check_redis_reachable(app_configs, **kwargs) -> list[checks.CheckMessage]:
     problem = redis_problem()
     return [checks.Error(problem, hint=None, id="provider.E001")] if problem else []
+
+
+@checks.register(checks.Tags.caches)
+def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Refuse a django-redis cache that pickles: a value anyone writes to Redis would run as code here.
+
+    The same rule as sso_client.checks (sso_client.E005), kept here so the IdP needs no client app.
+    """
+    return [
+        checks.Error(
+            f'CACHES["{alias}"]["OPTIONS"]["SERIALIZER"] is pickle (django-redis\'s default): whoever can '
+            "write to Redis could make the IdP run code.",
+            hint=f'Set it to "{JSON_SERIALIZER}".',
+            id="provider.E002",
+        )
+        for alias, cache in settings.CACHES.items()
+        if cache.get("BACKEND") == "django_redis.cache.RedisCache"
+        and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
+    ]

@@ -9,6 +9,8 @@ from sso_client.conf import MANDATORY, SETTING_NAME, sso_settings
 
 MIDDLEWARE_PATH = "sso_client.middleware.SsoMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
+JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 
 
 @checks.register()
@@ -49,3 +51,19 @@ def check_session_store(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.caches)
+def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Refuse a django-redis cache that pickles: a value anyone writes to Redis would run as code here."""
+    return [
+        checks.Error(
+            f'CACHES["{alias}"]["OPTIONS"]["SERIALIZER"] is pickle (django-redis\'s default): whoever can '
+            "write to Redis could make this site run code.",
+            hint=f'Set it to "{JSON_SERIALIZER}".',
+            id="sso_client.E005",
+        )
+        for alias, cache in settings.CACHES.items()
+        if cache.get("BACKEND") == "django_redis.cache.RedisCache"
+        and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
+    ]

@@ -36,7 +36,10 @@ class IdentityProviderApp(DjangoOAuth2App):
         return caches[sso_settings.CACHE_ALIAS]
 
     def _cached_json(self, key: str, url: str, *, force: bool = False) -> dict:
-        document = None if force else self.cache.get(key)
+        try:
+            document = None if force else self.cache.get(key)
+        except ValueError:  # not JSON (a pickle left by an older version): fetch it again
+            document = None
         if document is None:
             document = fetch_json(url)
             self.cache.set(key, document, sso_settings.METADATA_CACHE_SECONDS)
@@ -58,7 +61,7 @@ class SsoOAuth(OAuth):
 def identity_provider() -> IdentityProviderApp:
     """The registered Authlib client, built once per process from SSO_CLIENT."""
     oauth = SsoOAuth()
-    return oauth.register(
+    app = oauth.register(
         name="idp",
         client_id=sso_settings.CLIENT_ID,
         client_secret=sso_settings.CLIENT_SECRET,
@@ -70,3 +73,6 @@ def identity_provider() -> IdentityProviderApp:
             "default_timeout": sso_settings.HTTP_TIMEOUT_SECONDS,
         },
     )
+    # Authlib stamps each pending sign-in in the session with this lifetime (its default: an hour).
+    app.framework.expires_in = sso_settings.SIGN_IN_STATE_SECONDS
+    return app

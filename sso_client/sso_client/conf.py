@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_CACHE_SECONDS": 3600,
     # Timeout of every call to the IdP (connect and read).
     "HTTP_TIMEOUT_SECONDS": 5,
+    # How long a started sign-in (its state, nonce and PKCE verifier) stays valid. A session
+    # that holds nothing else expires with it, so anonymous visits cost Redis minutes, not hours.
+    "SIGN_IN_STATE_SECONDS": 600,
     # Tolerance for clock differences when checking `exp` and `iat`.
     "CLOCK_SKEW_SECONDS": 60,
     "CACHE_ALIAS": "default",

@@ -2,11 +2,18 @@
 
 Authlib keeps `state`, `nonce` and the PKCE verifier in the Django session under the state's
 own key; the session is saved before the redirect leaves (see `start_sign_in`).
+
+Every visitor sent to sign in gets a session, so a pending sign-in must cost little: it is
+valid for SSO_CLIENT["SIGN_IN_STATE_SECONDS"], a session holding nothing else expires with it,
+and one browser keeps only its newest few. Signing in gives the session its full lifetime.
 """
 
 from __future__ import annotations
 
+import time
+
 from django.contrib.auth import login
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -46,10 +53,40 @@ def post_logout_redirect_uri(request: HttpRequest) -> str:
     return sso_settings.POST_LOGOUT_REDIRECT_URI or request.build_absolute_uri(reverse("sso_client:signed-out"))
 
 
+#: Pending sign-ins one session keeps: a few tabs may sign in at once, a script cannot pile up more.
+PENDING_SIGN_INS_KEPT = 5
+
+
+def _pending_sign_in_prefix() -> str:
+    # Authlib's FrameworkIntegration keeps each pending sign-in as {"data": ..., "exp": ...}
+    # under this session key prefix, followed by the state.
+    return f"_state_{identity_provider().framework.name}_"
+
+
+def _forget_old_sign_ins(session: SessionBase, keep: int) -> None:
+    """Drop the session's expired pending sign-ins, and all but its `keep` newest."""
+    prefix, now, keys = _pending_sign_in_prefix(), time.time(), session.keys()  # a session is not iterable
+    newest_first = sorted(
+        (key for key in keys if key.startswith(prefix)), key=lambda key: session[key].get("exp", 0), reverse=True
+    )
+    for position, key in enumerate(newest_first):
+        if position >= keep or session[key].get("exp", 0) <= now:
+            del session[key]
+
+
+def _holds_only_sign_ins(session: SessionBase) -> bool:
+    prefix, keys = _pending_sign_in_prefix(), session.keys()
+    return all(key.startswith(prefix) or key == "_session_expiry" for key in keys)
+
+
 def start_sign_in(request: HttpRequest, next_path: str | None) -> HttpResponseRedirect:
     idp = identity_provider()
     uri = redirect_uri(request)
     authorization = idp.create_authorization_url(uri)
+    _forget_old_sign_ins(request.session, keep=PENDING_SIGN_INS_KEPT - 1)
+    if _holds_only_sign_ins(request.session):
+        # Nobody is signed in and nothing else is kept: the session need not outlive the sign-in.
+        request.session.set_expiry(sso_settings.SIGN_IN_STATE_SECONDS)
     idp.framework.set_state_data(
         request.session,
         authorization["state"],
@@ -77,8 +114,11 @@ def complete_sign_in(request: HttpRequest) -> str:
         if state := request.GET.get("state"):
             idp.framework.clear_state_data(request.session, state)
         raise SignInFailed(f"The identity provider refused the sign-in ({error}).")
-    state_data = idp.framework.get_state_data(request.session, request.GET.get("state"))
-    if not state_data or not request.GET.get("code"):
+    state = request.GET.get("state")
+    state_data = idp.framework.get_state_data(request.session, state)
+    # Authlib does not look at the expiry it stamped on the state; a stale one is refused here.
+    expires = (request.session.get(_pending_sign_in_prefix() + str(state)) or {}).get("exp", 0)
+    if not state_data or not request.GET.get("code") or expires < time.time():
         raise SignInFailed("This sign-in link is not valid here: it was used already, or it expired.")
 
     metadata = idp.load_server_metadata()
@@ -104,6 +144,7 @@ def complete_sign_in(request: HttpRequest) -> str:
 
     user = user_from_claims(issuer=metadata["issuer"], claims=claims)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # also rotates the session key
+    request.session.set_expiry(None)  # signed in: the site's full session lifetime (SESSION_COOKIE_AGE)
     store_token(request.session, token)
     # So that a back-channel logout of this IdP session (sid) finds this session.
     index_session(request.session, sid=claims.get("sid"), sub=str(claims["sub"]))

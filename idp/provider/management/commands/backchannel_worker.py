@@ -6,6 +6,7 @@ import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from rq import Worker
+from rq.serializers import JSONSerializer
 
 from provider.backchannel import QUEUE_NAME, queue
 
@@ -20,4 +21,7 @@ class Command(BaseCommand):
         connection = redis.Redis.from_url(settings.REDIS_URL)
         self.stdout.write(f"Retrying back-channel logouts from the {QUEUE_NAME!r} queue.")
         # with_scheduler: retries wait their backoff interval in RQ's scheduled registry.
-        Worker([queue()], connection=connection).work(with_scheduler=True, logging_level="INFO")
+        # The queue's JSON serializer, also for the scheduler and results (RQ's default is pickle).
+        Worker([queue()], connection=connection, serializer=JSONSerializer).work(
+            with_scheduler=True, logging_level="INFO"
+        )
