@@ -7,6 +7,10 @@ import json
 from django.http import HttpRequest
 from oauth2_provider.views import ConnectDiscoveryInfoView
 
+from provider.authorize import SUPPORTED_PROMPTS
+from provider.login_sessions import ACR_PASSWORD, ACR_TWO_FACTOR
+from provider.token_endpoints import GRANT_TYPES
+
 
 class DiscoveryView(ConnectDiscoveryInfoView):
     def get(self, request, *args, **kwargs):
@@ -26,7 +30,10 @@ class DiscoveryView(ConnectDiscoveryInfoView):
             "introspection_endpoint": self._get_endpoint_url(request, "introspect", required=True),
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": list(GRANT_TYPES),
+            # OIDC Core 3.1.2.1, as provider.authorize honours them; acr: see provider.login_sessions.
+            "prompt_values_supported": sorted(SUPPORTED_PROMPTS),
+            "acr_values_supported": [ACR_PASSWORD, ACR_TWO_FACTOR],
             # OIDC Back-Channel Logout 1.0, section 2.1: logout tokens carry `sid`.
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,

@@ -122,4 +122,4 @@ class OAuth2Validator(ToolkitOAuth2Validator):
 
     def get_discovery_claims(self, request) -> list[str]:
         # The toolkit lists only `sub` when claims depend on the request, as ours do.
-        return list(CLAIM_NAMES)
+        return [*CLAIM_NAMES, "sid", "auth_time", "amr", "acr"]

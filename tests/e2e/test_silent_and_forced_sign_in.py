@@ -73,6 +73,13 @@ def reauthenticate(idp, browser, response, request, person) -> dict[str, str]:
     return back_at_client(hops[-1], request.client)
 
 
+def test_discovery_says_which_prompts_and_acr_values_are_served(idp):
+    assert set(idp.metadata["prompt_values_supported"]) == {"none", "login", "consent", "select_account"}
+    assert idp.metadata["acr_values_supported"] == ["1", "2"]
+    assert {"auth_time", "amr", "acr", "sid"} <= set(idp.metadata["claims_supported"])
+    assert idp.metadata["grant_types_supported"] == ["authorization_code", "refresh_token"]
+
+
 # --- prompt=none ---------------------------------------------------------------------------------
 def test_prompt_none_signed_out_goes_back_with_login_required(idp, site_a_client):
     request = AuthRequest(site_a_client)
