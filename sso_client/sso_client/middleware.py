@@ -47,9 +47,21 @@ class SsoMiddleware:
         return any(path.startswith(prefix) for prefix in public)
 
     @staticmethod
-    def sign_in_required(request: HttpRequest) -> HttpResponse:
-        accepts_page = "text/html" in request.headers.get("Accept", "") or "*/*" in request.headers.get("Accept", "")
-        if request.method in ("GET", "HEAD") and accepts_page:
+    def is_page_navigation(request: HttpRequest) -> bool:
+        """Whether the browser is opening a page (which can follow a sign-in), not fetching a part.
+
+        Browsers say so in Sec-Fetch-Mode; a favicon or script fetch would otherwise start a
+        sign-in behind the visitor's back and replace the one their page started. Clients that
+        send no Sec-Fetch headers are judged by what they accept.
+        """
+        if mode := request.headers.get("Sec-Fetch-Mode"):
+            return mode == "navigate"
+        accept = request.headers.get("Accept", "")
+        return "text/html" in accept or "*/*" in accept
+
+    @classmethod
+    def sign_in_required(cls, request: HttpRequest) -> HttpResponse:
+        if request.method in ("GET", "HEAD") and cls.is_page_navigation(request):
             return start_sign_in(request, request.get_full_path())
         # A form post or a script's request cannot follow a sign-in: say so instead.
         return problem_page(request, status=401, title="Please sign in", message="You need to sign in to do this.")

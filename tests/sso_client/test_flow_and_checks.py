@@ -33,6 +33,17 @@ def test_a_visitor_is_sent_to_the_idp_and_public_pages_are_not_protected(client)
     assert client.get("/", HTTP_ACCEPT="application/json").status_code == 401
 
 
+@pytest.mark.django_db
+@pytest.mark.usefixtures("idp_in_cache")
+def test_only_a_page_navigation_starts_a_sign_in(client):
+    """A favicon or script fetched by the browser must not replace the sign-in its page started."""
+    favicon = client.get("/favicon.ico", HTTP_ACCEPT="*/*", HTTP_SEC_FETCH_MODE="no-cors")
+    assert favicon.status_code == 401
+    assert "_state_idp_" not in str(dict(client.session))
+    page = client.get("/", HTTP_ACCEPT="*/*", HTTP_SEC_FETCH_MODE="navigate", HTTP_SEC_FETCH_DEST="document")
+    assert page.status_code == 302
+
+
 def test_missing_mandatory_setting_is_named(settings):
     settings.SSO_CLIENT = {"ISSUER": "https://idp.example/o", "CLIENT_SECRET": "x"}
     messages = [m for m in checks.run_checks() if m.id == "sso_client.E001"]
