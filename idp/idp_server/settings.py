@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from idp_server.signing_key import load_signing_keys
@@ -70,11 +71,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "oauth2_provider",
+    "csp",
+    "axes",
     "provider",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "provider.csp.ClientFormActionCSPMiddleware",  # django-csp's, form-action widened
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes asks: turns a locked-out sign-in into its 429 page
 ]
 
 ROOT_URLCONF = "idp_server.urls"
@@ -154,9 +159,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # people's passwords
+    "provider.hashers.PersonPasswordHasher",  # people's passwords: Argon2id, parameters in the class
+    # Older hashes still verify, and are re-hashed with Argon2id at the person's next sign-in.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
-    "provider.hashers.ClientSecretHasher",  # generated client secrets only: see the module
+    "provider.hashers.ClientSecretHasher",  # generated client secrets only, never first: see the module
+]
+# The lock-out check comes first, so a locked-out sign-in is refused before a password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -279,6 +291,30 @@ BACKCHANNEL_LOGOUT = {
     ],
 }
 
+# --- Brute-force lock-out of sign-ins (django-axes; the glue is provider.lockout) -----------------
+# Failed sign-ins are counted in the shared Redis (the cache "default") for every replica: per
+# account (the username typed, known or not) and per client address. At either limit, sign-ins
+# for that account or from that address are refused with a 429 page, even with the right
+# password, until LOGIN_LOCKOUT_SECONDS after the last counted failure; a counter is forgotten
+# that long after its last failure too. A successful sign-in clears the account's counter.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
+LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", 50))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 15 * 60))
+# Behind the TLS proxy every connection comes from the proxy: the client's address is the one
+# the proxy appended to X-Forwarded-For (gunicorn leaves REMOTE_ADDR as the proxy's).
+LOGIN_CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
+AXES_HANDLER = "provider.lockout.LockoutHandler"  # axes' cache handler, with a limit per counter
+AXES_CACHE = "default"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two counters, not one for the pair
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT  # the handler applies LOGIN_ADDRESS_FAILURE_LIMIT to addresses
+AXES_COOLOFF_TIME = "provider.lockout.cool_off"  # LOGIN_LOCKOUT_SECONDS (a bare number means hours)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # refused attempts do not prolong a lock-out
+AXES_RESET_ON_SUCCESS = False  # the handler clears the account's counter only, not the address's
+AXES_CLIENT_IP_CALLABLE = "provider.lockout.client_address"
+AXES_CLIENT_STR_CALLABLE = "provider.lockout.client_description"  # username and address, quoted
+AXES_LOCKOUT_CALLABLE = "provider.lockout.locked_out_response"
+AXES_ENABLE_ADMIN = False  # axes' admin lists database records, and the cache handler keeps none
+
 # --- Production hardening: on whenever the IdP is served over HTTPS --------------------------------
 SESSION_COOKIE_SECURE = USES_HTTPS
 CSRF_COOKIE_SECURE = USES_HTTPS
@@ -289,6 +325,25 @@ SECURE_HSTS_PRELOAD = USES_HTTPS
 if env_flag("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# The authorization code travels in redirect URLs: no Referer ever leaves the IdP's origin.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True  # no script reads it: every form carries its token in the page
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content-Security-Policy (django-csp): nothing inline, no plugin, no framing. Every script and
+# style is a static file of the IdP (the admin's too). form-action is 'self' here; on each page
+# provider.csp adds the registered clients' origins, as the sign-in and consent forms end there.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,4 @@
-"""Admin: people (with their subject identifier) and OAuth applications."""
+"""Admin: people (with their subject identifier and sign-in lock-out) and OAuth applications."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -6,7 +6,7 @@ from django.contrib.auth.admin import UserAdmin
 from oauth2_provider import admin as toolkit_admin
 from oauth2_provider.models import get_application_model
 
-from provider import backchannel
+from provider import backchannel, lockout
 from provider.login_sessions import user_sign_out_everywhere
 from provider.models import Account, ApplicationLogout
 
@@ -26,13 +26,20 @@ admin.site.unregister(User)
 @admin.register(User)
 class AccountUserAdmin(UserAdmin):
     inlines = [AccountInline]
-    actions = ["sign_out_everywhere"]
+    actions = ["sign_out_everywhere", "unlock_sign_in"]
 
     @admin.action(description="Sign the selected people out everywhere")
     def sign_out_everywhere(self, request, queryset) -> None:
         for user in queryset:
             backchannel.notify(user_sign_out_everywhere(user))
         self.message_user(request, f"Signed out {queryset.count()} person(s) at the IdP and every site.")
+
+    @admin.action(description="Unlock sign-in for the selected people (forget their failed sign-ins)")
+    def unlock_sign_in(self, request, queryset) -> None:
+        # An address locked out by its own limit is unlocked with `manage.py axes_reset_ip`.
+        for user in queryset:
+            lockout.account_unlock(user.get_username())
+        self.message_user(request, f"Unlocked sign-in for {queryset.count()} person(s).")
 
 
 class LogoutSettingsInline(admin.StackedInline):

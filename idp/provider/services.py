@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
+from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AbstractApplication, get_application_model
@@ -76,10 +77,13 @@ def application_register(
 
 
 def user_ensure(*, username: str, password: str, email: str, full_name: str, superuser: bool = False) -> bool:
-    """Create the user, or reset what differs; True when anything changed."""
+    """Create the user, or reset what differs; True when anything changed.
+
+    The password must pass AUTH_PASSWORD_VALIDATORS, as one set in the admin must: else a
+    ValidationError, before anything is written.
+    """
     User = get_user_model()
     first_name, _, last_name = full_name.partition(" ")
-    user, created = User.objects.get_or_create(username=username)
     wanted = {
         "email": email,
         "first_name": first_name,
@@ -88,6 +92,9 @@ def user_ensure(*, username: str, password: str, email: str, full_name: str, sup
         "is_superuser": superuser,
         "is_active": True,
     }
+    # Judged against the user as it will be, so that a password too like the name is refused.
+    validate_password(password, User(username=username, **wanted))
+    user, created = User.objects.get_or_create(username=username)
     changed = [key for key, value in wanted.items() if getattr(user, key) != value]
     for key in changed:
         setattr(user, key, wanted[key])

@@ -62,6 +62,11 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
         "SSO_REFRESH_MARGIN_SECONDS": str(REFRESH_MARGIN_SECONDS),
         # Quick retries, so that a back-channel logout to a site that was down lands within a test.
         "BACKCHANNEL_LOGOUT_RETRY_INTERVALS": "1,1,2,2,3,3,5,5",
+        # Sign-in lock-out. Every test signs in from 127.0.0.1: the per-address limit is far above
+        # what the whole suite ever fails. A short lock-out, so that test_brute_force sees one end.
+        "LOGIN_FAILURE_LIMIT": "5",
+        "LOGIN_ADDRESS_FAILURE_LIMIT": "1000",
+        "LOGIN_LOCKOUT_SECONDS": "5",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from provider.services import application_register, user_ensure
@@ -24,13 +25,16 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"Set {', '.join(missing)} to seed the demo data with DJANGO_DEBUG off.")
 
-        for username, password, email, full_name, superuser in [
-            ("alice", settings.DEMO_PASSWORD, "alice@example.com", "Alice Liddell", False),
-            ("admin", settings.ADMIN_PASSWORD, "admin@example.com", "Site Administrator", True),
+        for username, variable, password, email, full_name, superuser in [
+            ("alice", "DEMO_PASSWORD", settings.DEMO_PASSWORD, "alice@example.com", "Alice Liddell", False),
+            ("admin", "ADMIN_PASSWORD", settings.ADMIN_PASSWORD, "admin@example.com", "Site Administrator", True),
         ]:
-            changed = user_ensure(
-                username=username, password=password, email=email, full_name=full_name, superuser=superuser
-            )
+            try:
+                changed = user_ensure(
+                    username=username, password=password, email=email, full_name=full_name, superuser=superuser
+                )
+            except ValidationError as error:
+                raise CommandError(f"{variable} is too weak for user {username}: {' '.join(error.messages)}") from None
             self.stdout.write(f"user {username}: {'created or updated' if changed else 'unchanged'}")
 
         for client in settings.DEMO_CLIENTS:
