@@ -73,7 +73,11 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",  # authenticator apps (TOTP)
+    "django_otp.plugins.otp_static",  # recovery codes
     "provider",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -314,6 +318,18 @@ AXES_CLIENT_IP_CALLABLE = "provider.lockout.client_address"
 AXES_CLIENT_STR_CALLABLE = "provider.lockout.client_description"  # username and address, quoted
 AXES_LOCKOUT_CALLABLE = "provider.lockout.locked_out_response"
 AXES_ENABLE_ADMIN = False  # axes' admin lists database records, and the cache handler keeps none
+
+# --- Two-factor sign-in (django-otp; the glue is the accounts app) --------------------------------
+# Off until a person enrols an authenticator app at /accounts/two-factor/. MFA_REQUIRED makes it
+# compulsory: "staff" (staff and superusers) or "all"; such a person without a device enrols
+# right after the password, before they are signed in.
+MFA_REQUIRED = (os.environ.get("MFA_REQUIRED") or "none").strip().lower()
+if MFA_REQUIRED not in {"none", "staff", "all"}:
+    raise ImproperlyConfigured(f"MFA_REQUIRED must be none, staff or all, not {MFA_REQUIRED!r}.")
+OTP_TOTP_ISSUER = _idp.hostname or "Identity provider"  # the account's label in authenticator apps
+OTP_TOTP_THROTTLE_FACTOR = 1  # after n wrong codes in a row, the next is refused for 2^(n-1) seconds
+OTP_STATIC_THROTTLE_FACTOR = 1
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin lists and deletes devices, never shows a secret
 
 # --- Production hardening: on whenever the IdP is served over HTTPS --------------------------------
 SESSION_COOKIE_SECURE = USES_HTTPS

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from oauth2_provider import urls as toolkit_urls
 
+from accounts import views as accounts_views
 from provider import views
 from provider.authorize import AuthorizationView, ReauthenticateView
 from provider.discovery import DiscoveryView
@@ -21,9 +22,12 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    # Before the admin's own login: that one signs staff in with the password alone.
+    path("admin/login/", accounts_views.admin_login),
     path("admin/", admin.site.urls),
     path("o/.well-known/openid-configuration", DiscoveryView.as_view(), name="oidc-discovery"),
     path("accounts/reauthenticate/", ReauthenticateView.as_view(), name="reauthenticate"),
+    path("accounts/", include("accounts.urls")),  # two-factor sign-in: the code step, enrolment
     # The toolkit's endpoints, as this IdP extends them; the names they have in the toolkit's
     # namespace (discovery uses those) resolve to the same paths.
     path("o/authorize/", AuthorizationView.as_view(), name="authorize"),

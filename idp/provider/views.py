@@ -15,12 +15,17 @@ from oauth2_provider.models import get_access_token_model
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from accounts.login import TwoFactorLoginMixin
 from provider.redis_health import redis_problem
 from provider.selectors import account_for
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login view; a refused sign-in answers 400 so clients and logs can tell."""
+class LoginView(TwoFactorLoginMixin, auth_views.LoginView):
+    """Django's login view; a refused sign-in answers 400 so clients and logs can tell.
+
+    After the right password, a person with two-factor sign-in goes on to the code step
+    (accounts.login.TwoFactorLoginMixin) and is signed in only there.
+    """
 
     template_name = "registration/login.html"
     redirect_authenticated_user = True
