@@ -48,6 +48,14 @@ SINGLE_PARAMETERS = ("prompt", "max_age", "id_token_hint", "login_hint", "nonce"
 
 
 class AuthorizationView(ToolkitAuthorizationView):
+    _validated: tuple | None = None
+
+    def validate_authorization_request(self, request: HttpRequest):
+        # Checked here first, then again by the toolkit's get(): the same answer, worked out once.
+        if self._validated is None:
+            self._validated = super().validate_authorization_request(request)
+        return self._validated
+
     def handle_no_permission(self) -> HttpResponse:
         # Not signed in: the same judgement as for a signed-in person (prompt=none answers
         # login_required to the client; anything else goes to the sign-in page).
