@@ -19,8 +19,9 @@ same authorization request; a marker in the session says "asked for and done" so
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
@@ -31,6 +32,7 @@ from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView as ToolkitAuthorizationView
+from oauthlib.common import add_params_to_uri
 
 from provider.id_token_hint import HintInvalid, id_token_hint_claims
 from provider.login_sessions import SID_SESSION_KEY, active
@@ -41,10 +43,15 @@ from provider.views import LoginView
 REAUTH_SESSION_KEY = "_idp_reauth"
 #: How long a visitor's session lives before they have signed in.
 ANONYMOUS_SESSION_SECONDS = 600
+PKCE_S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 SUPPORTED_PROMPTS = {"none", "login", "consent", "select_account"}
 #: Parameters read here, which must appear once at most (RFC 6749 3.1: "MUST NOT be included
 #: more than once"); oauthlib checks its own (client_id, redirect_uri, state, scope…).
 SINGLE_PARAMETERS = ("prompt", "max_age", "id_token_hint", "login_hint", "nonce", "code_challenge")
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
 
 
 class AuthorizationView(ToolkitAuthorizationView):
@@ -55,6 +62,18 @@ class AuthorizationView(ToolkitAuthorizationView):
         if self._validated is None:
             self._validated = super().validate_authorization_request(request)
         return self._validated
+
+    # A HEAD (a link checker, a prefetch) must not issue a code: it gets 405.
+    http_method_names = ["get", "post", "options"]
+
+    def error_response(self, error, application, **kwargs) -> HttpResponse:
+        """The toolkit's error answer, with `iss` on a redirect back to the client (RFC 9207 2)."""
+        response = super().error_response(error, application, **kwargs)
+        if response.status_code in (301, 302, 303, 307) and "iss" not in query_of(response["Location"]):
+            response["Location"] = add_params_to_uri(
+                response["Location"], [("iss", oauth2_settings.oidc_issuer(self.request))]
+            )
+        return response
 
     def handle_no_permission(self) -> HttpResponse:
         # Not signed in: the same judgement as for a signed-in person (prompt=none answers
@@ -85,6 +104,10 @@ class AuthorizationView(ToolkitAuthorizationView):
         prompt = set(request.GET.get("prompt", "").split())
         if unknown := prompt - SUPPORTED_PROMPTS:
             return to_client("invalid_request", f"Unsupported prompt value: {' '.join(sorted(unknown))[:40]}.")
+        challenge = request.GET.get("code_challenge", "")
+        if request.GET.get("code_challenge_method") == "S256" and not PKCE_S256_CHALLENGE.fullmatch(challenge):
+            # RFC 7636 4.2: BASE64URL of a SHA-256, 43 characters; no verifier could ever match another.
+            return to_client("invalid_request", "code_challenge is not an S256 challenge.")
         max_age = request.GET.get("max_age")
         if max_age is not None and not (max_age.isascii() and max_age.isdigit() and len(max_age) <= 9):
             return to_client("invalid_request", "max_age must be a whole number of seconds.")

@@ -64,6 +64,15 @@ class EndSessionView(RPInitiatedLogoutView):
             super().validate_post_logout_redirect_uri(application, post_logout_redirect_uri)
         except InvalidOIDCRedirectURIError:
             self.refused_redirect_uri = post_logout_redirect_uri
+            return
+        # The toolkit lets any port through on 127.0.0.1 (RFC 8252, for native apps); a web
+        # client is sent only to the very URI it registered, as for redirect URIs.
+        if (
+            post_logout_redirect_uri
+            and application.client_type == application.CLIENT_CONFIDENTIAL
+            and post_logout_redirect_uri not in application.post_logout_redirect_uris.split()
+        ):
+            self.refused_redirect_uri = post_logout_redirect_uri
 
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
         if self.refused_redirect_uri is None:

@@ -14,6 +14,7 @@ INTROSPECTION_RESOURCE_SERVERS, which may introspect every token.
 from __future__ import annotations
 
 import json
+import re
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -21,6 +22,7 @@ from oauth2_provider.views import IntrospectTokenView as ToolkitIntrospectTokenV
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.common import Request as OauthlibRequest
 
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 #: The grant types this IdP serves; discovery's `grant_types_supported` lists the same.
 GRANT_TYPES = ("authorization_code", "refresh_token")
 
@@ -40,6 +42,10 @@ class TokenView(ToolkitTokenView):
             return oauth_error("invalid_request", "grant_type must not be repeated.")
         if grant_types[0] not in GRANT_TYPES:
             return oauth_error("unsupported_grant_type", "Only authorization_code and refresh_token are served.")
+        verifier = request.POST.get("code_verifier")
+        if verifier is not None and not PKCE_VERIFIER.fullmatch(verifier):
+            # RFC 7636 4.1: 43 to 128 unreserved characters; anything else is no verifier at all.
+            return oauth_error("invalid_request", "code_verifier must be 43 to 128 unreserved characters.")
         return super().post(request, *args, **kwargs)
 
 

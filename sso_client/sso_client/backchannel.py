@@ -39,6 +39,10 @@ def _decode(raw: str) -> dict:
     return token.claims
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def validate_logout_token(raw: str) -> dict:
     """The claims of `raw` when it is a valid, unseen logout token; else LogoutTokenInvalid."""
     claims = _decode(raw)
@@ -51,14 +55,16 @@ def validate_logout_token(raw: str) -> dict:
     checks = [
         (claims.get("iss") == issuer, "iss is not this site's identity provider"),
         (sso_settings.CLIENT_ID in audiences, "aud does not name this client"),
-        (isinstance(claims.get("iat"), int | float), "iat is missing"),
+        (_is_number(claims.get("iat")), "iat is missing"),
+        ("exp" not in claims or _is_number(claims["exp"]), "exp is not a time"),
         (
             isinstance(events, dict) and isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict),
             "events claim is missing",
         ),
         ("nonce" not in claims, "a logout token must not carry a nonce"),
         (bool(claims.get("sid") or claims.get("sub")), "neither sid nor sub is present"),
-        (bool(claims.get("jti")), "jti is missing"),
+        (all(isinstance(claims.get(name, ""), str) for name in ("sid", "sub")), "sid or sub is not a string"),
+        (isinstance(claims.get("jti"), str) and bool(claims["jti"]), "jti is missing"),
     ]
     for holds, problem in checks:
         if not holds:

@@ -97,7 +97,23 @@ def test_missing_pkce_challenge_is_an_invalid_request(idp, signed_in, site_a_cli
     assert response.headers["Location"].startswith(site_a_client.redirect_uri)
     assert error["error"] == "invalid_request"
     assert error["state"] == request.state
+    assert error["iss"] == idp.issuer, "RFC 9207: error answers name the issuer too"
     assert "code" not in error
+
+
+@pytest.mark.parametrize("challenge", ["abc", "a" * 44, "a" * 42 + "=", "a" * 42 + "\x00"])
+def test_a_challenge_that_is_no_s256_digest_is_an_invalid_request(idp, signed_in, site_a_client, challenge):
+    request = AuthRequest(site_a_client)
+    response = authorize(idp, signed_in, request.params(code_challenge=challenge))
+    assert response.status_code == 302
+    error = query(response.headers["Location"])
+    assert error["error"] == "invalid_request" and "code" not in error
+
+
+def test_a_head_request_issues_no_code(idp, signed_in, site_a_client):
+    response = signed_in.head(idp.authorize_url(AuthRequest(site_a_client).params()), timeout=10)
+    assert response.status_code == 405
+    assert "Location" not in response.headers
 
 
 @pytest.mark.parametrize("method", ["plain", None])  # no method means plain (RFC 7636 4.3)
@@ -110,6 +126,7 @@ def test_plain_pkce_is_refused(idp, signed_in, site_a_client, method):
     assert error["error"] == "invalid_request"
     assert "S256" in error["error_description"]
     assert error["state"] == request.state
+    assert error["iss"] == idp.issuer
     assert "code" not in error
 
 
