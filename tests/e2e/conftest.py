@@ -100,6 +100,16 @@ def site_a_client(stack) -> Client:
 
 
 @pytest.fixture(scope="session")
+def site_b_client(stack) -> Client:
+    """The seeded registration of client site B."""
+    return Client(
+        client_id="site-b",
+        client_secret=stack.env["SITE_B_CLIENT_SECRET"],
+        redirect_uri=f"{stack.env['SITE_B_URL']}/sso/callback/",
+    )
+
+
+@pytest.fixture(scope="session")
 def site_a(stack) -> str:
     return stack.env["SITE_A_URL"]
 

@@ -163,12 +163,11 @@ def test_wrong_pkce_verifier_is_an_invalid_grant(idp, signed_in, site_a_client):
     assert response.json()["error"] == "invalid_grant"
 
 
-def test_code_of_one_client_is_useless_to_another(idp, signed_in, site_a_client, stack):
+def test_code_of_one_client_is_useless_to_another(idp, signed_in, site_a_client, site_b_client):
     request = AuthRequest(site_a_client)
     code = code_for(idp, signed_in, request)
-    site_b = Client("site-b", stack.env["SITE_B_CLIENT_SECRET"], f"{stack.env['SITE_B_URL']}/sso/callback/")
     response = idp.token(
-        site_b,
+        site_b_client,
         grant_type="authorization_code",
         code=code,
         redirect_uri=site_a_client.redirect_uri,

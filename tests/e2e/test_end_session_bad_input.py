@@ -12,12 +12,7 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.e2e.oidc import AuthRequest, Client
-
-
-@pytest.fixture(scope="module")
-def site_b_client(stack) -> Client:
-    return Client("site-b", stack.env["SITE_B_CLIENT_SECRET"], f"{stack.env['SITE_B_URL']}/sso/callback/")
+from tests.e2e.oidc import AuthRequest
 
 
 def signed_in(idp, client, alice) -> tuple[requests.Session, str]:

@@ -14,7 +14,7 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from devstack.stack import IDP
-from tests.e2e.oidc import AuthRequest, Client, query, submit_login
+from tests.e2e.oidc import AuthRequest, query, submit_login
 
 BOB_PASSWORD = "bob-" + "s3cret-for-hint-tests"
 
@@ -30,11 +30,6 @@ def bob(stack) -> tuple[str, str]:
         f"user_ensure(username='bob-hints', password='{BOB_PASSWORD}', email='bob@example.com', full_name='Bob Hint')",
     )
     return "bob-hints", BOB_PASSWORD
-
-
-@pytest.fixture(scope="module")
-def site_b_client(stack) -> Client:
-    return Client("site-b", stack.env["SITE_B_CLIENT_SECRET"], f"{stack.env['SITE_B_URL']}/sso/callback/")
 
 
 def authorize(idp, browser: requests.Session, request: AuthRequest, **overrides) -> requests.Response:

@@ -12,11 +12,6 @@ import requests
 from tests.e2e.oidc import AuthRequest, Client, csrf_token
 
 
-@pytest.fixture(scope="module")
-def site_b_client(stack) -> Client:
-    return Client("site-b", stack.env["SITE_B_CLIENT_SECRET"], f"{stack.env['SITE_B_URL']}/sso/callback/")
-
-
 def fresh_code(idp, client, person) -> tuple[requests.Session, AuthRequest, str]:
     browser, request = requests.Session(), AuthRequest(client)
     return browser, request, idp.sign_in(browser, request, *person)["code"]
