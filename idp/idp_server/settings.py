@@ -234,6 +234,9 @@ OAUTH2_PROVIDER = {
     # those of the ending login session only (provider.login_sessions), so a second browser stays.
     "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
     "OAUTH2_BACKEND_CLASS": "provider.oauth2_backends.OAuthLibCore",
+    # `manage.py housekeeping` (cleartokens): small batches with a pause, so sign-ins never wait long.
+    "CLEAR_EXPIRED_TOKENS_BATCH_SIZE": 1000,
+    "CLEAR_EXPIRED_TOKENS_BATCH_INTERVAL": 0.05,
     "REQUEST_APPROVAL_PROMPT": "auto",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if USES_HTTPS else ["http", "https"],
     # RFC 9700 (OAuth 2.0 Security Best Current Practice), all of it: no implicit or password
