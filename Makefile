@@ -21,11 +21,28 @@ $(STAMP): requirements.txt sso_client/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e ./sso_client
 	touch $@
 
-system-packages: ## Install the browser the tests drive (Debian's chromium) when root or sudo with apt can
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
-	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else exit 0; fi; \
+system-packages: ## Install what the tests drive and run on (Debian's chromium and postgresql) when root or sudo with apt can
+	@chromium=; postgresql=; \
+	[ -x $(CHROMIUM) ] || chromium=chromium; \
+	if [ -z "$$TEST_DATABASE_URL" ] && ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  postgresql=postgresql; \
+	fi; \
+	[ -n "$$chromium$$postgresql" ] || exit 0; \
+	if ! command -v apt-get >/dev/null; then SUDO=none; \
+	elif [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	if [ "$$SUDO" = none ]; then \
+	  [ -z "$$postgresql" ] || echo "note: no PostgreSQL server binaries (initdb, postgres), and no apt as root to install them: the tests run on SQLite; set TEST_DATABASE_URL to run them on a PostgreSQL server"; \
+	  exit 0; \
+	fi; \
+	$$SUDO apt-get update -qq || exit 1; \
+	if [ -n "$$chromium" ]; then \
 	  echo "Installing Debian's chromium for the browser tests"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null || exit 1; \
+	fi; \
+	if [ -n "$$postgresql" ]; then \
+	  echo "Installing Debian's postgresql: the tests start a private server of their own with its initdb and postgres"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null \
+	    || echo "note: installing postgresql failed: the tests run on SQLite"; \
 	fi
 
 run: $(STAMP) ## Serve the IdP on :8000 and client sites A and B on :8001 and :8002 until Ctrl-C

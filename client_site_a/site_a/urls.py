@@ -9,4 +9,5 @@ urlpatterns = [
     path("about/", views.about, name="about"),
     path("sso/", include("sso_client.urls")),
     path("-/health/", include("sso_client.health")),
+    path("-/metrics", include("sso_client.metrics")),  # loopback, METRICS_ALLOWED_IPS, METRICS_TOKEN
 ]

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
 from csp.constants import NONE, SELF
 
+from sso_client.database import database_config
 from sso_client.env import env_flag, local_default
+from sso_client.logs import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("SSO_LOCAL_DIR", BASE_DIR.parent / ".local"))
@@ -37,9 +38,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "csp",
     "sso_client",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
+    "sso_client.request_log.RequestLogMiddleware",  # one log line per request, with its X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -50,6 +54,7 @@ MIDDLEWARE = [
     "sso_client.middleware.SsoMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "sso_client.metrics.PrometheusAfterMiddleware",  # django-prometheus's, last
 ]
 
 ROOT_URLCONF = "site_b.urls"
@@ -70,12 +75,16 @@ TEMPLATES = [
     },
 ]
 
-# The site's own users (created from the IdP's claims); people have no password here.
+# The site's own users (created from the IdP's claims); people have no password here. PostgreSQL
+# in production (psycopg's pool, sized for gunicorn's threads), SQLite as `make run`'s default.
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("SITE_B_DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'site_b.sqlite3'}", conn_max_age=60
+    "default": database_config(
+        os.environ.get("SITE_B_DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'site_b.sqlite3'}",
+        variable="SITE_B_DATABASE_URL",
+        threads=os.environ.get("GUNICORN_THREADS", ""),
     )
 }
+SSO_DATABASE_URL_VARIABLE = "SITE_B_DATABASE_URL"  # what start-up errors about the database name
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions in Redis only, under this site's own key prefix, with cookie names of its own: browsers
@@ -107,7 +116,7 @@ SSO_CLIENT = {
     "CLIENT_SECRET": local_default("SITE_B_CLIENT_SECRET", "local-only-site-b-client-secret", debug=DEBUG),
     "REDIRECT_URI": f"{SITE_URL}/sso/callback/",
     "POST_LOGOUT_REDIRECT_URI": f"{SITE_URL}/sso/signed-out/",
-    "PUBLIC_PATHS": ["/about/", "/-/health/"],
+    "PUBLIC_PATHS": ["/about/", "/-/health/", "/-/metrics"],
     "REFRESH_MARGIN_SECONDS": int(os.environ.get("SSO_REFRESH_MARGIN_SECONDS", 60)),
 }
 
@@ -158,12 +167,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    # Authlib logs the PKCE verifier at DEBUG: keep it quiet so no secret reaches a log.
-    "loggers": {"authlib": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
-}
+# Metrics (sso_client.metrics): /-/metrics answers loopback, these addresses and networks, and
+# `Authorization: Bearer METRICS_TOKEN`. Behind the TLS proxy, the client is the last X-Forwarded-For.
+METRICS_ALLOWED_IPS = [entry.strip() for entry in os.environ.get("METRICS_ALLOWED_IPS", "").split(",") if entry.strip()]
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
+# One JSON line per record (and per request); readable lines for a developer with DEBUG on.
+LOG_FORMAT = (os.environ.get("LOG_FORMAT") or ("console" if DEBUG else "json")).strip().lower()
+# Authlib logs the PKCE verifier at DEBUG: keep it quiet so no secret reaches a log.
+LOGGING = logging_settings(LOG_FORMAT, quiet=["authlib"])

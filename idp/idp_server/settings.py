@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from idp_server.database import database_config
 from idp_server.signing_key import load_signing_keys
+from ops.logs import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BASE_DIR.parent
@@ -78,9 +79,13 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",  # recovery codes
     "provider",
     "accounts",
+    "django_prometheus",
+    "ops",  # metrics, structured logs (after axes: its receivers mark a sign-in locked out first)
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
+    "ops.middleware.RequestLogMiddleware",  # one log line per request, with its X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "provider.csp.ClientFormActionCSPMiddleware",  # django-csp's, form-action widened
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -90,6 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "ops.middleware.PrometheusAfterMiddleware",  # django-prometheus's, last but axes: it sees axes' 429
     "axes.middleware.AxesMiddleware",  # last, as axes asks: turns a locked-out sign-in into its 429 page
 ]
 
@@ -112,21 +118,15 @@ TEMPLATES = [
     },
 ]
 
+# PostgreSQL in production (through psycopg's pool, sized for gunicorn's threads); SQLite when
+# DATABASE_URL is unset, as `make run`'s zero-set-up default. See idp_server.database.
 DATABASES = {
-    "default": dj_database_url.parse(
+    "default": database_config(
         os.environ.get("DATABASE_URL") or f"sqlite:///{LOCAL_DIR / 'idp.sqlite3'}",
-        conn_max_age=60,
-        conn_health_checks=True,
+        variable="DATABASE_URL",
+        threads=os.environ.get("GUNICORN_THREADS", ""),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several gunicorn workers write at once: take the write lock up front and wait for it.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions live in Redis only (no database copy), under a key prefix of the IdP's own.
@@ -364,16 +364,11 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {
-        # These two log request bodies at DEBUG: keep them quiet so no secret reaches a log.
-        "oauthlib": {"level": "WARNING"},
-        "oauth2_provider": {"level": "WARNING"},
-        "django.request": {"level": "ERROR"},
-    },
-}
+# --- Metrics and logs (the glue is the ops app) ---------------------------------------------------
+# /-/metrics answers loopback, these addresses and networks, and `Authorization: Bearer METRICS_TOKEN`.
+METRICS_ALLOWED_IPS = [entry.strip() for entry in os.environ.get("METRICS_ALLOWED_IPS", "").split(",") if entry.strip()]
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+# One JSON line per record (and per request); readable lines for a developer with DEBUG on.
+LOG_FORMAT = (os.environ.get("LOG_FORMAT") or ("console" if DEBUG else "json")).strip().lower()
+# oauthlib and the toolkit log request bodies at DEBUG: keep them quiet so no secret reaches a log.
+LOGGING = logging_settings(LOG_FORMAT, quiet=["oauthlib", "oauth2_provider"])

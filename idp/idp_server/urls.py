@@ -5,6 +5,7 @@ from django.urls import include, path
 from oauth2_provider import urls as toolkit_urls
 
 from accounts import views as accounts_views
+from ops import views as ops_views
 from provider import views
 from provider.authorize import AuthorizationView, ReauthenticateView
 from provider.discovery import DiscoveryView
@@ -37,6 +38,7 @@ urlpatterns = [
     path("o/", include(oauth2_endpoints, namespace="oauth2_provider")),
     path("-/health/live/", views.health_live, name="health-live"),
     path("-/health/ready/", views.health_ready, name="health-ready"),
+    path("-/metrics", ops_views.metrics, name="metrics"),  # loopback, METRICS_ALLOWED_IPS, METRICS_TOKEN
 ]
 
 handler500 = "provider.views.server_error"

@@ -16,8 +16,9 @@ except ImproperlyConfigured as error:
     print(f"error: {error}", file=sys.stderr, flush=True)
     sys.exit(3)
 
+from idp_server.database import database_problem
 from provider.redis_health import redis_problem
 
-if problem := redis_problem():
+if problem := redis_problem() or database_problem("DATABASE_URL"):
     print(f"error: {problem}", file=sys.stderr, flush=True)
     sys.exit(3)

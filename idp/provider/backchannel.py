@@ -11,6 +11,7 @@ the shared Redis must not be able to make the worker run code.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
@@ -24,9 +25,12 @@ from django.db import close_old_connections
 from jwcrypto import jwt
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
+from ops.backchannel import retry_delivered, retry_failed
+from ops.logs import request_id_headers
+from ops.metrics import backchannel_delivery_counted
 from provider.models import LoginSession
 from provider.selectors import account_for
 
@@ -77,6 +81,7 @@ def post(client_id: str, uri: str, token: str) -> None:
         response = requests.post(
             uri,
             data={"logout_token": token},
+            headers=request_id_headers(),  # the sign-out's request id, in the client's log too
             timeout=settings.BACKCHANNEL_LOGOUT["REQUEST_TIMEOUT_SECONDS"],
             allow_redirects=False,
         )
@@ -107,6 +112,8 @@ def enqueue_retry(application_id: int, sid: str) -> None:
         retry=Retry(max=len(intervals), interval=intervals),
         job_timeout=60,
         failure_ttl=7 * 24 * 3600,
+        on_success=Callback(retry_delivered),  # counted for /-/metrics (ops.backchannel)
+        on_failure=Callback(retry_failed),
     )
 
 
@@ -116,12 +123,18 @@ def notify(deliveries: list[tuple[int, str]]) -> None:
         return
     prepared = [prepare(*delivery) for delivery in deliveries]  # database work stays in this thread
     pool = ThreadPoolExecutor(max_workers=min(len(prepared), 8), thread_name_prefix="backchannel")
-    futures = {pool.submit(post, *attempt): delivery for attempt, delivery in zip(prepared, deliveries, strict=True)}
+    # Each attempt runs in the sign-out's context (its request id, for the header and the log lines).
+    futures = {
+        pool.submit(contextvars.copy_context().run, post, *attempt): delivery
+        for attempt, delivery in zip(prepared, deliveries, strict=True)
+    }
     done, _ = wait(futures, timeout=settings.BACKCHANNEL_LOGOUT["WAIT_SECONDS"])
     pool.shutdown(wait=False)  # a slow client's attempt finishes on its own; its retry is queued
     for future, delivery in futures.items():
         if future in done and future.exception() is None:
+            backchannel_delivery_counted("delivered")
             continue
         reason = future.exception() if future in done else "no answer in time"
         logger.warning("Back-channel logout queued for retry (%s)", reason)
         enqueue_retry(*delivery)
+        backchannel_delivery_counted("queued")

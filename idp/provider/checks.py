@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 
+from idp_server.database import database_problem
 from provider.redis_health import redis_problem
 
 PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
@@ -34,3 +35,12 @@ def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]
         if cache.get("BACKEND") == "django_redis.cache.RedisCache"
         and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_database_reachable(app_configs, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Before `migrate` (and `check --database default`): the database answers, or one line naming DATABASE_URL."""
+    if "default" not in (databases or ()):
+        return []
+    problem = database_problem("DATABASE_URL")
+    return [checks.Error(problem, id="provider.E010")] if problem else []

@@ -53,7 +53,9 @@ class EndSessionView(RPInitiatedLogoutView):
 
     def get_request_application(self, id_token, client_id):
         if client_id:
-            application = get_application_model().objects.filter(client_id=client_id).first()
+            # A NUL character: no such client (PostgreSQL could not even look it up).
+            known = "\x00" not in client_id
+            application = get_application_model().objects.filter(client_id=client_id).first() if known else None
             if application is None:
                 raise InvalidOIDCClientError()
             return application

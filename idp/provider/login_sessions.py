@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.models import get_grant_model
 
+from ops.metrics import login_session_ended
 from provider.models import GrantSession, LoginSession, LoginSessionClient, RefreshTokenSession
 
 Grant = get_grant_model()
@@ -87,6 +88,7 @@ def login_session_end(login_session: LoginSession) -> list[tuple[int, str]]:
         ended = LoginSession.objects.filter(pk=login_session.pk, ended__isnull=True).update(ended=timezone.now())
         if not ended:
             return []  # ended already (by another request or replica)
+        login_session_ended()  # counted for /-/metrics
         # Codes not yet exchanged die with the session: a code is worth what the session was.
         Grant.objects.filter(grantsession__login_session=login_session).delete()
         for link in RefreshTokenSession.objects.filter(login_session=login_session).select_related("refresh_token"):

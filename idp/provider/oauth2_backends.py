@@ -8,11 +8,23 @@ session it was issued in (`request.sid`), and the code exchange can put it in th
 from __future__ import annotations
 
 from oauth2_provider.oauth2_backends import OAuthLibCore as ToolkitOAuthLibCore
+from oauthlib.oauth2.rfc6749 import errors
 
 from provider.login_sessions import SID_SESSION_KEY
 
+NUL = "\x00"
+
 
 class OAuthLibCore(ToolkitOAuthLibCore):
+    def create_token_response(self, request):
+        """invalid_request for a NUL character in any parameter: no code, token, client id or
+        verifier holds one, and PostgreSQL could not even look it up (a 500, not an answer)."""
+        if any(NUL in key or any(NUL in value for value in values) for key, values in request.POST.lists()):
+            error = errors.InvalidRequestError(description="A parameter holds a NUL character.")
+            headers = {"Content-Type": "application/json", "Cache-Control": "no-store", "Pragma": "no-cache"}
+            return None, headers, error.json, error.status_code
+        return super().create_token_response(request)
+
     def create_authorization_response(self, request, scopes, credentials, allow):
         credentials["sid"] = request.session.get(SID_SESSION_KEY)
         return super().create_authorization_response(request, scopes, credentials, allow)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oauth2_provider.models import redirect_to_uri_allowed
+from oauth2_provider.models import get_grant_model, redirect_to_uri_allowed
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitOAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
@@ -16,6 +16,25 @@ from provider.login_sessions import (
     sid_of_refresh_token,
 )
 from provider.selectors import CLAIM_NAMES, user_claims
+
+NUL = "\x00"
+
+
+def grant_problem(request) -> str | None:
+    """Why the grant could not keep what this authorization request asks for, if it could not.
+
+    PostgreSQL refuses a NUL character in text and a value longer than its column (SQLite took
+    both): checked here, such a request is an invalid_request sent back to the client, not a 500.
+    """
+    nonce = getattr(request, "nonce", None) or ""
+    longest = get_grant_model()._meta.get_field("nonce").max_length
+    if len(nonce) > longest:
+        return f"nonce must be at most {longest} characters."
+    stored = [nonce, request.redirect_uri, request.code_challenge, request.code_challenge_method]  # claims: JSON
+    stored += [*(request.scopes or []), *(getattr(request, "resource", None) or [])]
+    if any(NUL in str(value) for value in stored if value):
+        return "A parameter holds a NUL character."
+    return None
 
 
 class OAuth2Validator(ToolkitOAuth2Validator):
@@ -37,10 +56,19 @@ class OAuth2Validator(ToolkitOAuth2Validator):
 
     # --- the login session (sid) follows the code, then the refresh tokens -----------------------
     def _create_authorization_code(self, request, code, expires=None):
+        if problem := grant_problem(request):
+            raise errors.InvalidRequestError(description=problem, request=request)  # back to the client
         grant = super()._create_authorization_code(request, code, expires)
         if sid := getattr(request, "sid", None):
             grant_link(sid=sid, grant=grant)
         return grant
+
+    def _load_application(self, client_id, request):
+        """No client for a client id holding a NUL character (from HTTP Basic credentials, say):
+        PostgreSQL could not even look it up."""
+        if client_id and NUL in client_id:
+            return None
+        return super()._load_application(client_id, request)
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
         if code_replayed(code=code, application=client):

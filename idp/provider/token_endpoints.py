@@ -22,6 +22,8 @@ from oauth2_provider.views import IntrospectTokenView as ToolkitIntrospectTokenV
 from oauth2_provider.views import TokenView as ToolkitTokenView
 from oauthlib.common import Request as OauthlibRequest
 
+from ops.metrics import token_grant_counted
+
 PKCE_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 #: The grant types this IdP serves; discovery's `grant_types_supported` lists the same.
 GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -35,6 +37,11 @@ def oauth_error(error: str, description: str, *, status: int = 400) -> JsonRespo
 
 class TokenView(ToolkitTokenView):
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = self.answer(request, *args, **kwargs)
+        token_grant_counted(request.POST.getlist("grant_type"), response)
+        return response
+
+    def answer(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         grant_types = request.POST.getlist("grant_type")
         if not grant_types:
             return oauth_error("invalid_request", "grant_type is missing.")

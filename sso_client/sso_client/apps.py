@@ -9,4 +9,4 @@ class SsoClientConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from sso_client import checks  # noqa: F401  (registers the system checks)
+        from sso_client import checks, metrics  # noqa: F401  (registers the system checks; counters at zero)

@@ -67,3 +67,14 @@ def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]
         if cache.get("BACKEND") == "django_redis.cache.RedisCache"
         and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
     ]
+
+
+@checks.register(checks.Tags.database)
+def check_database_reachable(app_configs, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Before `migrate` (and `check --database default`): the database answers, or one line naming its URL."""
+    if "default" not in (databases or ()):
+        return []
+    from sso_client.database import database_problem
+
+    problem = database_problem()
+    return [checks.Error(problem, id="sso_client.E010")] if problem else []

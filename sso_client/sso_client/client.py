@@ -15,6 +15,7 @@ from authlib.integrations.django_client import DjangoOAuth2App, OAuth
 from django.core.cache import caches
 
 from sso_client.conf import sso_settings
+from sso_client.logs import request_id_headers, send_request_id
 
 
 class IdentityProviderUnavailable(Exception):
@@ -23,7 +24,7 @@ class IdentityProviderUnavailable(Exception):
 
 def fetch_json(url: str) -> dict:
     try:
-        response = requests.get(url, timeout=sso_settings.HTTP_TIMEOUT_SECONDS)
+        response = requests.get(url, timeout=sso_settings.HTTP_TIMEOUT_SECONDS, headers=request_id_headers())
         response.raise_for_status()
         return response.json()
     except (OSError, ValueError) as error:  # requests' errors are OSErrors
@@ -66,6 +67,7 @@ def identity_provider() -> IdentityProviderApp:
         client_id=sso_settings.CLIENT_ID,
         client_secret=sso_settings.CLIENT_SECRET,
         server_metadata_url=sso_settings.metadata_url,
+        compliance_fix=send_request_id,  # each token call carries the request's X-Request-ID
         client_kwargs={
             "scope": sso_settings.SCOPE,
             "code_challenge_method": "S256",

@@ -42,6 +42,10 @@ def wsgi_application():
         sys.exit(_refuse(str(error)))
     if problem := session_store_problem():
         sys.exit(_refuse(f"{problem} Start Redis or set REDIS_URL to a running one."))
+    from sso_client.database import database_problem
+
+    if problem := database_problem():
+        sys.exit(_refuse(problem))
     return application
 
 

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 
 from sso_client.client import IdentityProviderUnavailable, identity_provider
 from sso_client.conf import sso_settings
+from sso_client.metrics import token_refresh_counted
 
 SESSION_TOKEN_KEY = "_sso_token"  # noqa: S105 - a session key name, not a secret
 TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "expires_at")
@@ -97,13 +98,17 @@ def _refresh(request: HttpRequest, latest: dict) -> Freshness:
         )
     except OAuthError as error:
         if error.error in ("invalid_grant", "invalid_token", "unauthorized_client"):
+            token_refresh_counted("refused")
             logout(request)  # the grant was revoked, or the session ended at the IdP
             return Freshness.SIGNED_OUT
+        token_refresh_counted("idp_error")
         raise IdentityProviderUnavailable(f"token endpoint answered {error.error}") from error
     except (IdentityProviderUnavailable, OSError, ValueError) as error:  # requests' errors are OSErrors
+        token_refresh_counted("idp_unreachable")
         if float(latest.get("expires_at") or 0) > time.time():
             return Freshness.FRESH
         raise IdentityProviderUnavailable(type(error).__name__) from error
+    token_refresh_counted("refreshed")
     request.session[SESSION_TOKEN_KEY] = latest
     store_token(request.session, fresh)
     try:

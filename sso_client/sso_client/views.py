@@ -16,6 +16,7 @@ from sso_client.backchannel import LogoutTokenInvalid, receive_logout_token
 from sso_client.client import IdentityProviderUnavailable, identity_provider
 from sso_client.conf import sso_settings
 from sso_client.flow import SignInFailed, complete_sign_in, post_logout_redirect_uri, safe_next, start_sign_in
+from sso_client.metrics import backchannel_logout_counted
 from sso_client.pages import idp_unavailable_page, problem_page
 from sso_client.tokens import session_token
 
@@ -92,12 +93,15 @@ def backchannel_logout(request: HttpRequest) -> HttpResponse:
         ended = receive_logout_token(request.POST.get("logout_token", ""))
     except LogoutTokenInvalid as refusal:
         logger.info("Logout token refused: %s", refusal)
+        backchannel_logout_counted("refused")
         response = JsonResponse({"error": "invalid_request", "error_description": str(refusal)}, status=400)
     except IdentityProviderUnavailable as error:
         logger.warning("Cannot check a logout token, the IdP's keys are unavailable: %s", error)
+        backchannel_logout_counted("unavailable")
         response = JsonResponse({"error": "temporarily_unavailable"}, status=503)  # the IdP retries
     else:
         logger.info("Back-channel logout ended %d session(s)", ended)
+        backchannel_logout_counted("accepted")
         response = HttpResponse(status=200)
     response["Cache-Control"] = "no-store"
     return response

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import os
 import secrets
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "idp")]
 
+from devstack.postgres_server import databases_for_tests, planned_database, run_sql  # noqa: E402
 from devstack.processes import free_port  # noqa: E402
 from devstack.redis_server import RedisServer  # noqa: E402
 from devstack.stack import IDP, Stack  # noqa: E402
@@ -42,6 +41,32 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+#: What the session's `database_server` ran on, for the terminal summary.
+_database_used: list[str] = []
+
+
+def pytest_report_header(config) -> str:
+    return f"database: {planned_database()}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _database_used:
+        terminalreporter.write_line(f"database: {_database_used[0]}")
+
+
+@pytest.fixture(scope="session")
+def database_server(tmp_path_factory):
+    """Fresh databases for the session: `new_database(prefix) -> URL`, `kind` ("postgresql" or "sqlite").
+
+    TEST_DATABASE_URL when set (a `sqlite:` URL asks for SQLite); else a private PostgreSQL
+    started with the system's binaries; else SQLite files. Every database made through it is
+    dropped, and a private server stopped and removed, at the end of the session.
+    """
+    with databases_for_tests(tmp_path_factory.mktemp("databases")) as databases:
+        _database_used[:] = [databases.description]
+        yield databases
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +96,15 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, production_env) -> Iterator[Stack]:
+def stack(tmp_path_factory, production_env, database_server) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack")
     ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}
-    env = {**production_env, "DATABASE_URL": f"sqlite:///{state / 'idp.sqlite3'}"}
+    env = {
+        **production_env,
+        "DATABASE_URL": database_server.new_database("idp"),
+        "SITE_A_DATABASE_URL": database_server.new_database("site_a"),
+        "SITE_B_DATABASE_URL": database_server.new_database("site_b"),
+    }
     running = Stack(state_dir=state, ports=ports, env=env)
     try:
         running.prepare()
@@ -128,16 +158,19 @@ def redis_client(redis_url):
     client.close()
 
 
-def idp_database(stack: Stack) -> sqlite3.Connection:
-    """The running IdP's SQLite database, for what no endpoint shows (rotated tokens, sids)."""
-    return sqlite3.connect(urlsplit(stack.env["DATABASE_URL"]).path)
+def idp_sql(stack: Stack, query: str, params: tuple = ()) -> list[tuple]:
+    """Run `query` (placeholders `%s`) on the running IdP's database, PostgreSQL or SQLite, and commit.
+
+    For what no endpoint shows (rotated tokens, sids). Returns the rows, or for a statement that
+    returns none, `[(rowcount,)]`.
+    """
+    return run_sql(stack.env["DATABASE_URL"], query, params)
 
 
 def age_code(stack: Stack, code: str) -> None:
     """Expire an authorization code now, rather than wait out its 60 seconds."""
-    with idp_database(stack) as db:
-        aged = db.execute("UPDATE oauth2_provider_grant SET expires = '2000-01-01 00:00:00' WHERE code = ?", (code,))
-        assert aged.rowcount == 1
+    aged = idp_sql(stack, "UPDATE oauth2_provider_grant SET expires = '2000-01-01 00:00:00' WHERE code = %s", (code,))
+    assert aged == [(1,)]
 
 
 def session_stored(redis_client, prefix: str, session_key: str | None) -> bool:

@@ -24,7 +24,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.stack import IDP, Stack
-from tests.e2e.conftest import idp_database
+from tests.e2e.conftest import idp_sql
 from tests.e2e.oidc import Client, Provider
 
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -59,9 +59,8 @@ def assert_no_server_error(response: requests.Response) -> None:
 # --- where a redirect may go ----------------------------------------------------------------------
 def registered_uris(stack: Stack) -> dict[str, set[str]]:
     """Every client's registered redirect URIs and post-logout redirect URIs, by client id."""
-    with idp_database(stack) as db:
-        rows = db.execute("SELECT client_id, redirect_uris, post_logout_redirect_uris FROM oauth2_provider_application")
-        return {client_id: set(f"{uris} {post_logout}".split()) for client_id, uris, post_logout in rows}
+    rows = idp_sql(stack, "SELECT client_id, redirect_uris, post_logout_redirect_uris FROM oauth2_provider_application")
+    return {client_id: set(f"{uris} {post_logout}".split()) for client_id, uris, post_logout in rows}
 
 
 def origin(url: str) -> str:
@@ -166,10 +165,9 @@ def create_person(stack: Stack, username: str, password: str) -> None:
 
 def idp_sid(stack: Stack, idp_session_key: str | None) -> str:
     """The `sid` of the IdP login session that the browser with this IdP session cookie holds."""
-    with idp_database(stack) as db:
-        row = db.execute("SELECT sid FROM provider_loginsession WHERE session_key = ?", (idp_session_key,)).fetchone()
-    assert row, "the IdP keeps a login session for this browser"
-    return row[0]
+    rows = idp_sql(stack, "SELECT sid FROM provider_loginsession WHERE session_key = %s", (idp_session_key,))
+    assert rows, "the IdP keeps a login session for this browser"
+    return rows[0][0]
 
 
 # --- forged tokens ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from devstack.stack import SITE_B
-from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_database, session_stored
+from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_sql, session_stored
 from tests.e2e.oidc import AuthRequest
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
@@ -29,12 +29,10 @@ def signed_in_everywhere(site_a, site_b, alice) -> Visitor:
 
 
 def idp_sid(stack, person: Visitor) -> str:
-    with idp_database(stack) as db:
-        row = db.execute(
-            "SELECT sid FROM provider_loginsession WHERE session_key = ?", (person.cookie("idp_sessionid"),)
-        ).fetchone()
-    assert row, "the IdP keeps a login session for this browser"
-    return row[0]
+    session_key = person.cookie("idp_sessionid")
+    rows = idp_sql(stack, "SELECT sid FROM provider_loginsession WHERE session_key = %s", (session_key,))
+    assert rows, "the IdP keeps a login session for this browser"
+    return rows[0][0]
 
 
 def wait_for(condition, *, timeout: float, what: str) -> float:
@@ -158,8 +156,7 @@ def test_an_administrator_signs_a_person_out_everywhere(site_a, site_b, idp, ali
     browsers = [signed_in_everywhere(site_a, site_b, alice) for _ in range(2)]
     operator = Visitor()
     operator.sign_in(f"{idp.url}/admin/", *admin)
-    with idp_database(stack) as db:
-        alice_id = db.execute("SELECT id FROM auth_user WHERE username = 'alice'").fetchone()[0]
+    [(alice_id,)] = idp_sql(stack, "SELECT id FROM auth_user WHERE username = 'alice'")
     done = operator.post_form(
         f"{idp.url}/admin/auth/user/",
         f"{idp.url}/admin/auth/user/",
@@ -268,11 +265,10 @@ def test_a_logout_token_with_only_sub_ends_every_session_of_that_person(
     site_a, site_b, alice, stack, idp, idp_key, redis_client
 ):
     people = [signed_in_everywhere(site_a, site_b, alice) for _ in range(2)]
-    with idp_database(stack) as db:
-        sub = db.execute(
-            "SELECT sub FROM provider_account a JOIN auth_user u ON a.user_id = u.id WHERE u.username = 'alice'"
-        ).fetchone()[0]
-    sub = str(uuid.UUID(sub))
+    [(sub,)] = idp_sql(
+        stack, "SELECT sub FROM provider_account a JOIN auth_user u ON a.user_id = u.id WHERE u.username = 'alice'"
+    )
+    sub = str(uuid.UUID(str(sub)))  # SQLite keeps 32 hex digits, PostgreSQL a uuid
     assert post_logout_token(site_a, logout_token(idp_key, idp, sid=None, sub=sub)).status_code == 200
     for person in people:
         assert not session_stored(redis_client, "site_a", person.cookie("site_a_sessionid"))

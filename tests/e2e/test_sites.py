@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import requests
 
 from devstack.stack import IDP
-from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_database, session_stored
+from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_sql, session_stored
 from tests.e2e.visitor import Visitor
 
 
@@ -19,12 +19,13 @@ def signed_in_page_shows_alice(page: requests.Response) -> bool:
 
 def rotated_refresh_tokens(stack, client_id: str) -> int:
     """How many of the client's refresh tokens the IdP has revoked, by rotation or otherwise."""
-    with idp_database(stack) as db:
-        return db.execute(
-            "SELECT count(*) FROM oauth2_provider_refreshtoken r JOIN oauth2_provider_application a "
-            "ON r.application_id = a.id WHERE a.client_id = ? AND r.revoked IS NOT NULL",
-            (client_id,),
-        ).fetchone()[0]
+    [(count,)] = idp_sql(
+        stack,
+        "SELECT count(*) FROM oauth2_provider_refreshtoken r JOIN oauth2_provider_application a "
+        "ON r.application_id = a.id WHERE a.client_id = %s AND r.revoked IS NOT NULL",
+        (client_id,),
+    )
+    return count
 
 
 def test_sign_in_at_site_a_then_site_b_needs_no_password(site_a, site_b, idp, alice):

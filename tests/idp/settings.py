@@ -11,6 +11,9 @@ os.environ.setdefault("SSO_LOCAL_DIR", tempfile.mkdtemp(prefix="idp-unit-"))
 from idp_server.settings import *  # noqa: F403
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# SQLite in memory, never DATABASE_URL's database: tests/idp/conftest.py moves the tests to
+# PostgreSQL (TEST_DATABASE_URL, or a private server) when there is one.
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "provider.hashers.ClientSecretHasher"]
 ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
 SILENCED_SYSTEM_CHECKS = ["provider.E001"]  # no Redis in unit tests

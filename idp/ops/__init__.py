@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, structured logs and their request ids, for the IdP."""

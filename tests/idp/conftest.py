@@ -1,0 +1,52 @@
+"""The IdP's unit tests run on PostgreSQL when there is one: TEST_DATABASE_URL, else a private server.
+
+pytest-django creates its own test database (a uniquely named `test_idp_…`) on that server and
+drops it at the end; without PostgreSQL the tests stay on the settings' SQLite, in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from devstack.postgres_server import databases_for_tests, planned_database, unique_name
+
+#: What the session's database ran on, for the terminal summary.
+_database_used: list[str] = []
+
+
+def pytest_report_header(config) -> str:
+    return f"database: {planned_database()}"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _database_used:
+        terminalreporter.write_line(f"database: {_database_used[0]}")
+
+
+def _use_database(config: dict) -> None:
+    """Point Django's default database at `config`, before any test database is created."""
+    from django.conf import settings
+    from django.db import connections
+
+    default = settings.DATABASES["default"]
+    default.clear()  # in place: Django's connection handler holds this very dict
+    default.update(config)
+    connections.configure_settings(settings.DATABASES)  # the keys Django fills in
+    with contextlib.suppress(AttributeError):  # a wrapper made for the old engine, if any
+        del connections["default"]
+    assert connections["default"].settings_dict["ENGINE"] == config["ENGINE"]
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    from idp_server.database import database_config
+
+    with databases_for_tests(tmp_path_factory.mktemp("databases")) as databases:
+        _database_used[:] = [databases.description]
+        if databases.kind == "postgresql":
+            config = database_config(databases.url, variable="TEST_DATABASE_URL")
+            config["TEST"] = {"NAME": unique_name("test_idp")}  # never an existing database
+            _use_database(config)
+        yield
