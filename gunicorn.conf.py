@@ -12,7 +12,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", 4))
 timeout = 30
 graceful_timeout = 10
 control_socket_disable = True  # several servers run side by side on one machine
-# No access log: Django writes one JSON line per request (ops.middleware, sso_client.request_log),
+# No access log: Django writes one JSON line per request (sso_client.request_log),
 # with its request id; gunicorn's would log each request twice. Should it be turned on again
 # (--access-logfile -), this format logs the path only, never the query string: a sign-in
 # callback's query carries the authorization code.

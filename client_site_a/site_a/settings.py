@@ -54,7 +54,7 @@ MIDDLEWARE = [
     "sso_client.middleware.SsoMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "sso_client.metrics.PrometheusAfterMiddleware",  # django-prometheus's, last
+    "sso_client.prometheus.PrometheusAfterMiddleware",  # django-prometheus's, last
 ]
 
 ROOT_URLCONF = "site_a.urls"

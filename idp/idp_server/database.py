@@ -1,112 +1,36 @@
 """The IdP's database: read from DATABASE_URL at start-up, and checked before the server serves.
 
-The same rules as `sso_client.database`, kept here so the IdP needs no client app.
+The rules every Django process of the product follows (sso_client.database: PostgreSQL through
+psycopg's pool sized for gunicorn's threads, a malformed URL one line naming its variable), plus
+the IdP's own: SQLite, `make run`'s zero-set-up default, takes its write lock up front (several
+gunicorn workers write at once), and no engine but PostgreSQL and SQLite is served.
 """
 
 from __future__ import annotations
 
-import re
-
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-POSTGRESQL = "django.db.backends.postgresql"
+from sso_client.database import POSTGRESQL, database_problem
+from sso_client.database import database_config as shared_database_config
+
 SQLITE = "django.db.backends.sqlite3"
-#: How long the start-up check waits for the database before it gives up.
-CONNECT_TIMEOUT_SECONDS = 3
-#: How long a request waits for a pooled connection (all in use, or the database slow to answer).
-POOL_TIMEOUT_SECONDS = 5
 
-
-def pool_size(threads: str) -> int:
-    """gunicorn's threads per worker, from GUNICORN_THREADS as gunicorn.conf.py reads it (4 when unset)."""
-    try:
-        size = int(threads or 4)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise ImproperlyConfigured(f"GUNICORN_THREADS must be a whole number of 1 or more, not {threads!r}.")
-    return size
+__all__ = ["database_config", "database_problem"]
 
 
 def database_config(url: str, *, variable: str, threads: str = "") -> dict:
-    """Django's DATABASES entry for `url`, the value of the environment variable `variable`.
-
-    PostgreSQL goes through psycopg's connection pool, one pool per process sized for gunicorn's
-    `threads` per worker: every thread can hold a connection and none waits for one, while an
-    idle process keeps a single one open. SQLite keeps what lets several workers write: the
-    write lock taken up front and waited for. A malformed URL is one ImproperlyConfigured
-    naming `variable`.
-    """
-    try:
-        config = dj_database_url.parse(url)
-    except ValueError as error:
-        reason = re.split(r"[.,] ", str(error))[0]  # dj_database_url's first words say what is wrong
-        raise ImproperlyConfigured(
-            f"{variable} is not a database URL ({reason}): use postgres://USER:PASSWORD@HOST:PORT/NAME "
-            "or sqlite:///PATH."
-        ) from None
-    if config["ENGINE"] == POSTGRESQL:
-        if not config["NAME"]:
-            raise ImproperlyConfigured(f"{variable} names no database: use postgres://USER:PASSWORD@HOST:PORT/NAME.")
-        config["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django's persistent ones would not mix
-        config["CONN_HEALTH_CHECKS"] = True  # the pool checks a connection before lending it out
-        config["OPTIONS"] = {
-            "connect_timeout": 5,
-            **config.get("OPTIONS", {}),
-            "pool": {"min_size": 1, "max_size": pool_size(threads), "timeout": POOL_TIMEOUT_SECONDS},
-        }
-    elif config["ENGINE"] == SQLITE:
-        # Several gunicorn workers write at once: take the write lock up front and wait for it.
+    """Django's DATABASES entry for `url`, the value of the environment variable `variable`."""
+    config = shared_database_config(url, variable=variable, threads=threads)
+    if config["ENGINE"] == SQLITE:
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0
-    else:
+    elif config["ENGINE"] != POSTGRESQL:
         raise ImproperlyConfigured(
             f"{variable} names {config['ENGINE'].rsplit('.', 1)[-1]}: the IdP runs on PostgreSQL (postgres://…) "
             "or SQLite (sqlite:///PATH)."
         )
     return config
-
-
-def database_problem(variable: str = "DATABASE_URL", alias: str = "default") -> str | None:
-    """None when the database answers; otherwise one line saying what is wrong and what to set.
-
-    PostgreSQL is asked over a connection of its own with a short timeout, never through the
-    pool: with gunicorn's preload_app this runs in the master, and a pool opened there would be
-    copied, threads and sockets, into every worker.
-    """
-    from django.db import connections
-
-    connection = connections[alias]
-    settings = connection.settings_dict
-    try:
-        if settings["ENGINE"] == POSTGRESQL:
-            import psycopg
-
-            params = {**connection.get_connection_params(), "connect_timeout": CONNECT_TIMEOUT_SECONDS}
-            with psycopg.connect(**params) as direct:
-                direct.execute("SELECT 1")
-        else:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            finally:
-                connection.close()
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = describe(settings)
-        return f"Cannot reach the database ({where}): {reason}. Start it or set {variable} to a running one."
-    return None
-
-
-def describe(settings: dict) -> str:
-    """Where a DATABASES entry points, without its password."""
-    if settings["ENGINE"] == POSTGRESQL:
-        host = settings.get("HOST") or "localhost"
-        port = settings.get("PORT") or 5432
-        return f"PostgreSQL at {host}:{port}/{settings.get('NAME')}"
-    return f"SQLite at {settings.get('NAME')}"

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from idp_server.database import database_config
 from idp_server.signing_key import load_signing_keys
-from ops.logs import logging_settings
+from sso_client.logs import logging_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BASE_DIR.parent
@@ -85,7 +85,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
-    "ops.middleware.RequestLogMiddleware",  # one log line per request, with its X-Request-ID
+    "sso_client.request_log.RequestLogMiddleware",  # one log line per request, with its X-Request-ID
     "django.middleware.security.SecurityMiddleware",
     "provider.csp.ClientFormActionCSPMiddleware",  # django-csp's, form-action widened
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -95,7 +95,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "ops.middleware.PrometheusAfterMiddleware",  # django-prometheus's, last but axes: it sees axes' 429
+    "sso_client.prometheus.PrometheusAfterMiddleware",  # django-prometheus's, last but axes: it sees axes' 429
     "axes.middleware.AxesMiddleware",  # last, as axes asks: turns a locked-out sign-in into its 429 page
 ]
 
@@ -309,7 +309,7 @@ LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", 
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 15 * 60))
 # Behind the TLS proxy every connection comes from the proxy: the client's address is the one
 # the proxy appended to X-Forwarded-For (gunicorn leaves REMOTE_ADDR as the proxy's).
-LOGIN_CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
+CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
 AXES_HANDLER = "provider.lockout.LockoutHandler"  # axes' cache handler, with a limit per counter
 AXES_CACHE = "default"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two counters, not one for the pair

@@ -9,4 +9,5 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         # The counters exist (at zero) from start-up, and the receivers count sign-ins.
-        from ops import checks, metrics, signals  # noqa: F401
+        from ops import metrics, signals  # noqa: F401
+        from sso_client import prometheus  # noqa: F401  (its check names a bad METRICS_ALLOWED_IPS entry)

@@ -29,10 +29,10 @@ from rq import Callback, Queue, Retry
 from rq.serializers import JSONSerializer
 
 from ops.backchannel import retry_delivered, retry_failed
-from ops.logs import request_id_headers
 from ops.metrics import backchannel_delivery_counted
 from provider.models import LoginSession
 from provider.selectors import account_for
+from sso_client.logs import request_id_headers
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import escape_leading_slashes
 
+from sso_client.prometheus import client_address as address_of
+
 log = logging.getLogger(__name__)
 
 
@@ -116,14 +118,10 @@ def client_address(request: HttpRequest) -> str:
 
     gunicorn sets REMOTE_ADDR to the connection's peer, and behind the TLS proxy
     (DJANGO_BEHIND_TLS_PROXY) that is the proxy, the same for everyone: one counter for the world.
-    The proxy appends the address it saw to X-Forwarded-For, so the last entry is the client's;
-    entries before it were sent by the client and could say anything. This trusts the header as
-    X-Forwarded-Proto is trusted: the IdP must be reachable through the proxy only.
+    So there it is the last X-Forwarded-For entry, the one the proxy appended: the rule every
+    process of the product uses (sso_client.prometheus.client_address, for metrics and log lines).
     """
-    appended = request.META.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
-    if settings.LOGIN_CLIENT_ADDRESS_FROM_PROXY and appended:
-        return appended
-    return request.META.get("REMOTE_ADDR", "")
+    return address_of(request)
 
 
 def client_description(username, ip_address, user_agent, path_info, request) -> str:

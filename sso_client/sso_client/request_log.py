@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django_structlog.middlewares import RequestMiddleware
 
 from sso_client.logs import REQUEST_ID_HEADER, request_id_from
-from sso_client.metrics import client_address
+from sso_client.prometheus import client_address
 
 #: django-structlog's logger: "request_failed" lines (from its exception hook) come from it too.
 log = structlog.get_logger("django_structlog.middlewares.request")

@@ -149,12 +149,12 @@ def request_from(peer: str, forwarded_for: str | None = None):
 
 
 def test_without_a_proxy_the_address_is_the_peers_whatever_the_headers_say(settings):
-    settings.LOGIN_CLIENT_ADDRESS_FROM_PROXY = False
+    settings.CLIENT_ADDRESS_FROM_PROXY = False
     assert client_address(request_from("198.51.100.4", "203.0.113.9")) == "198.51.100.4"
 
 
 def test_behind_the_proxy_the_address_is_the_one_the_proxy_appended(settings):
-    settings.LOGIN_CLIENT_ADDRESS_FROM_PROXY = True
+    settings.CLIENT_ADDRESS_FROM_PROXY = True
     assert client_address(request_from("10.0.0.2", "203.0.113.9")) == "203.0.113.9"
     # What the client sent itself comes first, and is not believed.
     assert client_address(request_from("10.0.0.2", "198.51.100.1, 203.0.113.9")) == "203.0.113.9"

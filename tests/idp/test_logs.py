@@ -1,4 +1,4 @@
-"""ops.logs and ops.middleware: one JSON line per request, with a request id that travels."""
+"""The IdP's request log (sso_client.logs and its middleware): one JSON line per request, with a request id."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from ops.logs import SHARED_PROCESSORS, logging_settings, renderers, request_id_from, request_id_headers
-from ops.middleware import RequestLogMiddleware
+from sso_client.logs import SHARED_PROCESSORS, logging_settings, renderers, request_id_from, request_id_headers
+from sso_client.request_log import RequestLogMiddleware
 
 JSON_FORMATTER = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=renderers("json"))
 

@@ -1,4 +1,4 @@
-"""ops: who may read /-/metrics, and the IdP's own counters (sign-ins, token grants, sign-outs, retries)."""
+"""The IdP's /-/metrics: who may read it, and its own counters (sign-ins, token grants, sign-outs, retries)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.processes import free_port
 from ops import backchannel as retries
-from ops.middleware import PrometheusAfterMiddleware
 from ops.views import metrics
+from sso_client.prometheus import PrometheusAfterMiddleware
 
 TOKEN = "metrics-token-for-tests"
 
@@ -34,7 +34,7 @@ def scrape(**meta) -> int:
 def metrics_settings(settings):
     settings.METRICS_ALLOWED_IPS = ["192.0.2.7", "10.20.0.0/16", "2001:db8::/32"]
     settings.METRICS_TOKEN = TOKEN
-    settings.LOGIN_CLIENT_ADDRESS_FROM_PROXY = False
+    settings.CLIENT_ADDRESS_FROM_PROXY = False
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: Redis is down
 
 
@@ -67,7 +67,7 @@ def test_without_a_token_configured_no_bearer_opens_them(settings):
 
 
 def test_behind_the_proxy_the_address_the_proxy_appended_is_judged(settings):
-    settings.LOGIN_CLIENT_ADDRESS_FROM_PROXY = True  # DJANGO_BEHIND_TLS_PROXY
+    settings.CLIENT_ADDRESS_FROM_PROXY = True  # DJANGO_BEHIND_TLS_PROXY
     # The proxy is on loopback: that must not open the metrics to whoever it forwards.
     assert scrape(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5") == 403
     # What the client wrote before the proxy's entry is not believed.
@@ -85,11 +85,11 @@ def test_without_the_proxy_x_forwarded_for_is_ignored():
 
 
 def test_a_bad_entry_of_metrics_allowed_ips_is_named_by_a_check(settings):
-    from ops.checks import check_metrics_allowed_ips
+    from sso_client.prometheus import check_metrics_allowed_ips
 
     settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8", "office"]
     [error] = check_metrics_allowed_ips(None)
-    assert error.id == "ops.E001" and "'office'" in error.msg and "METRICS_ALLOWED_IPS" in error.msg
+    assert error.id == "sso_client.E101" and "'office'" in error.msg and "METRICS_ALLOWED_IPS" in error.msg
     assert scrape(REMOTE_ADDR="10.1.1.1") == 200, "the good entries still count"
 
 

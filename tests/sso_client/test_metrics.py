@@ -16,7 +16,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from sso_client.client import IdentityProviderApp, IdentityProviderUnavailable
-from sso_client.metrics import PrometheusAfterMiddleware, check_metrics_allowed_ips, metrics_view
+from sso_client.metrics import metrics_view
+from sso_client.prometheus import PrometheusAfterMiddleware, check_metrics_allowed_ips
 from sso_client.tokens import SESSION_TOKEN_KEY, keep_token_fresh
 
 TOKEN = "metrics-token-for-tests"
