@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.processes import ManagedProcess, ProcessFailed
+from devstack.processes import ManagedProcess, ProcessFailed, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -75,18 +75,34 @@ class Stack:
         return self.manage(IDP, "seed_demo")
 
     def start(self, site: Site) -> ManagedProcess:
-        env = {**self.env, "BIND": f"127.0.0.1:{self.ports[site.name]}"}
+        process = self._serve(site, name=site.name, port=self.ports[site.name])
+        self.processes[site.name] = process
+        return process
+
+    def start_replica(self, site: Site, name: str, **env: str) -> tuple[ManagedProcess, str]:
+        """One more gunicorn of `site` on a free port (same database, same Redis), with `env` added.
+
+        The caller stops it; returns the process and its URL.
+        """
+        port = free_port()
+        return self._serve(site, name=name, port=port, WEB_CONCURRENCY="1", **env), f"http://127.0.0.1:{port}"
+
+    def _serve(self, site: Site, *, name: str, port: int, **extra_env: str) -> ManagedProcess:
+        env = {**self.env, "BIND": f"127.0.0.1:{port}", **extra_env}
         if not self.debug:
             env["STATIC_ROOT"] = str(self.state_dir / "static" / site.name)
         process = ManagedProcess(
-            site.name,
+            name,
             [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), site.wsgi],
             env=env,
             cwd=site.directory,
-            log_path=self.state_dir / "logs" / f"{site.name}.log",
+            log_path=self.state_dir / "logs" / f"{name}.log",
         )
-        self.processes[site.name] = process
-        process.wait_for_http(f"{self.url(site)}/-/health/live/")
+        try:
+            process.wait_for_http(f"http://127.0.0.1:{port}/-/health/live/")
+        except BaseException:
+            process.stop()
+            raise
         return process
 
     def start_worker(self) -> ManagedProcess:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.processes import ManagedProcess, free_port
-from devstack.stack import BIN, IDP, REPO_ROOT
+from devstack.stack import IDP
 from tests.e2e.oidc import submit_login
 
 RUN = secrets.token_hex(3)  # new names each run, also against a long-lived REDIS_URL
@@ -58,25 +57,14 @@ def lockout_seconds(stack) -> int:
 @pytest.fixture(scope="module")
 def proxied_idp(stack) -> Iterator[str]:
     """A second IdP replica (same database, same Redis) that a TLS proxy forwards to."""
-    port = free_port()
-    env = {
-        **stack.env,
-        "BIND": f"127.0.0.1:{port}",
-        "STATIC_ROOT": str(stack.state_dir / "static" / IDP.name),
-        "WEB_CONCURRENCY": "1",
-        "DJANGO_BEHIND_TLS_PROXY": "1",
-        "LOGIN_ADDRESS_FAILURE_LIMIT": str(PROXY_ADDRESS_LIMIT),
-    }
-    process = ManagedProcess(
+    process, url = stack.start_replica(
+        IDP,
         "idp-behind-proxy",
-        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), IDP.wsgi],
-        env=env,
-        cwd=IDP.directory,
-        log_path=stack.state_dir / "logs" / "idp-behind-proxy.log",
+        DJANGO_BEHIND_TLS_PROXY="1",
+        LOGIN_ADDRESS_FAILURE_LIMIT=str(PROXY_ADDRESS_LIMIT),
     )
     try:
-        process.wait_for_http(f"http://127.0.0.1:{port}/-/health/live/")
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         process.stop()
 

@@ -25,8 +25,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.processes import ManagedProcess, free_port
-from devstack.stack import BIN, IDP, REPO_ROOT, SITE_A, SITE_B
+from devstack.processes import free_port
+from devstack.stack import IDP, SITE_A, SITE_B
 from tests.e2e.conftest import REFRESH_DUE_SECONDS, session_stored
 from tests.e2e.hostile import create_person, register_app
 from tests.e2e.oidc import AuthRequest, submit_login
@@ -191,26 +191,15 @@ def is_json_object(line: str) -> bool:
 @pytest.fixture
 def idp_behind_proxy(stack) -> Iterator[str]:
     """An IdP replica that a TLS proxy on loopback forwards to, with an allow-list and a token."""
-    port = free_port()
-    env = {
-        **stack.env,
-        "BIND": f"127.0.0.1:{port}",
-        "STATIC_ROOT": str(stack.state_dir / "static" / IDP.name),
-        "WEB_CONCURRENCY": "1",
-        "DJANGO_BEHIND_TLS_PROXY": "1",
-        "METRICS_ALLOWED_IPS": "198.51.100.0/24",
-        "METRICS_TOKEN": METRICS_TOKEN,
-    }
-    process = ManagedProcess(
+    process, url = stack.start_replica(
+        IDP,
         "idp-metrics-behind-proxy",
-        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), IDP.wsgi],
-        env=env,
-        cwd=IDP.directory,
-        log_path=stack.state_dir / "logs" / "idp-metrics-behind-proxy.log",
+        DJANGO_BEHIND_TLS_PROXY="1",
+        METRICS_ALLOWED_IPS="198.51.100.0/24",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     try:
-        process.wait_for_http(f"http://127.0.0.1:{port}/-/health/live/")
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         process.stop()
 
