@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from csp.constants import NONE, SELF
-
 from sso_client.database import database_config
 from sso_client.env import env_flag, local_default
-from sso_client.logs import logging_settings
+from sso_client.production import shared_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("SSO_LOCAL_DIR", BASE_DIR.parent / ".local"))
@@ -137,42 +135,12 @@ STORAGES = {
     },
 }
 
-SESSION_COOKIE_SECURE = USES_HTTPS
-CSRF_COOKIE_SECURE = USES_HTTPS
-SECURE_SSL_REDIRECT = USES_HTTPS and env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if USES_HTTPS else 0))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = USES_HTTPS
-SECURE_HSTS_PRELOAD = USES_HTTPS
-if env_flag("DJANGO_BEHIND_TLS_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-X_FRAME_OPTIONS = "DENY"
-# The authorization code arrives in the callback's URL: no Referer ever leaves the site's origin.
-SECURE_REFERRER_POLICY = "same-origin"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-CSRF_COOKIE_HTTPONLY = True  # no script reads it: every form carries its token in the page
-CSRF_COOKIE_SAMESITE = "Lax"
-
-# Content-Security-Policy (django-csp): nothing inline, no plugin, no framing. form-action names
-# the IdP too: signing out posts here, then redirects to the IdP's end-session endpoint, and Chrome
-# checks form-action on every redirect that follows a form post.
+# HTTPS hardening, headers, Content-Security-Policy, /-/metrics and JSON logs: as every process of
+# the product has them (sso_client.production). A form here may end at the IdP: signing out posts
+# here, then redirects to the IdP's end-session endpoint. Authlib logs the PKCE verifier at DEBUG.
 _idp = urlsplit(IDP_URL)
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [SELF],
-        "form-action": [SELF, f"{_idp.scheme}://{_idp.netloc}"],
-        "frame-ancestors": [NONE],
-    }
-}
-
-# Metrics (sso_client.metrics): /-/metrics answers loopback, these addresses and networks, and
-# `Authorization: Bearer METRICS_TOKEN`. Behind the TLS proxy, the client is the last X-Forwarded-For.
-METRICS_ALLOWED_IPS = [entry.strip() for entry in os.environ.get("METRICS_ALLOWED_IPS", "").split(",") if entry.strip()]
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
-CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
-# One JSON line per record (and per request); readable lines for a developer with DEBUG on.
-LOG_FORMAT = (os.environ.get("LOG_FORMAT") or ("console" if DEBUG else "json")).strip().lower()
-# Authlib logs the PKCE verifier at DEBUG: keep it quiet so no secret reaches a log.
-LOGGING = logging_settings(LOG_FORMAT, quiet=["authlib"])
+globals().update(
+    shared_settings(
+        debug=DEBUG, uses_https=USES_HTTPS, form_action=[f"{_idp.scheme}://{_idp.netloc}"], quiet_loggers=["authlib"]
+    )
+)

@@ -11,12 +11,11 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from idp_server.database import database_config
 from idp_server.signing_key import load_signing_keys
-from sso_client.logs import logging_settings
+from sso_client.production import shared_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BASE_DIR.parent
@@ -308,8 +307,7 @@ LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))
 LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", 50))
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", 15 * 60))
 # Behind the TLS proxy every connection comes from the proxy: the client's address is the one
-# the proxy appended to X-Forwarded-For (gunicorn leaves REMOTE_ADDR as the proxy's).
-CLIENT_ADDRESS_FROM_PROXY = env_flag("DJANGO_BEHIND_TLS_PROXY", False)
+# the proxy appended to X-Forwarded-For (CLIENT_ADDRESS_FROM_PROXY, from sso_client.production).
 AXES_HANDLER = "provider.lockout.LockoutHandler"  # axes' cache handler, with a limit per counter
 AXES_CACHE = "default"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # two counters, not one for the pair
@@ -334,41 +332,8 @@ OTP_TOTP_THROTTLE_FACTOR = 1  # after n wrong codes in a row, the next is refuse
 OTP_STATIC_THROTTLE_FACTOR = 1
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True  # the admin lists and deletes devices, never shows a secret
 
-# --- Production hardening: on whenever the IdP is served over HTTPS --------------------------------
-SESSION_COOKIE_SECURE = USES_HTTPS
-CSRF_COOKIE_SECURE = USES_HTTPS
-SECURE_SSL_REDIRECT = USES_HTTPS and env_flag("DJANGO_SECURE_SSL_REDIRECT", True)
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", 31536000 if USES_HTTPS else 0))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = USES_HTTPS
-SECURE_HSTS_PRELOAD = USES_HTTPS
-if env_flag("DJANGO_BEHIND_TLS_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-X_FRAME_OPTIONS = "DENY"
-# The authorization code travels in redirect URLs: no Referer ever leaves the IdP's origin.
-SECURE_REFERRER_POLICY = "same-origin"
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-CSRF_COOKIE_HTTPONLY = True  # no script reads it: every form carries its token in the page
-CSRF_COOKIE_SAMESITE = "Lax"
-
-# Content-Security-Policy (django-csp): nothing inline, no plugin, no framing. Every script and
-# style is a static file of the IdP (the admin's too). form-action is 'self' here; on each page
-# provider.csp adds the registered clients' origins, as the sign-in and consent forms end there.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": [SELF],
-        "object-src": [NONE],
-        "base-uri": [SELF],
-        "form-action": [SELF],
-        "frame-ancestors": [NONE],
-    }
-}
-
-# --- Metrics and logs (the glue is the ops app) ---------------------------------------------------
-# /-/metrics answers loopback, these addresses and networks, and `Authorization: Bearer METRICS_TOKEN`.
-METRICS_ALLOWED_IPS = [entry.strip() for entry in os.environ.get("METRICS_ALLOWED_IPS", "").split(",") if entry.strip()]
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
-# One JSON line per record (and per request); readable lines for a developer with DEBUG on.
-LOG_FORMAT = (os.environ.get("LOG_FORMAT") or ("console" if DEBUG else "json")).strip().lower()
-# oauthlib and the toolkit log request bodies at DEBUG: keep them quiet so no secret reaches a log.
-LOGGING = logging_settings(LOG_FORMAT, quiet=["oauthlib", "oauth2_provider"])
+# --- HTTPS hardening, headers, Content-Security-Policy, /-/metrics, JSON logs --------------------
+# As every process of the product has them (sso_client.production). The IdP's form-action is
+# 'self' here; on each page provider.csp adds the registered clients' origins, as the sign-in and
+# consent forms end there. oauthlib and the toolkit log request bodies at DEBUG: kept quiet.
+globals().update(shared_settings(debug=DEBUG, uses_https=USES_HTTPS, quiet_loggers=["oauthlib", "oauth2_provider"]))

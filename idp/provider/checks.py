@@ -7,9 +7,7 @@ from django.core import checks
 
 from idp_server.database import database_problem
 from provider.redis_health import redis_problem
-
-PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
-JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
+from sso_client.production import JSON_SERIALIZER, pickling_caches
 
 
 @checks.register("redis")
@@ -22,7 +20,7 @@ def check_redis_reachable(app_configs, **kwargs) -> list[checks.CheckMessage]:
 def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """Refuse a django-redis cache that pickles: a value anyone writes to Redis would run as code here.
 
-    The same rule as sso_client.checks (sso_client.E005), kept here so the IdP needs no client app.
+    The rule is sso_client.production.pickling_caches, the sites' too (sso_client.E005).
     """
     return [
         checks.Error(
@@ -31,9 +29,7 @@ def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]
             hint=f'Set it to "{JSON_SERIALIZER}".',
             id="provider.E002",
         )
-        for alias, cache in settings.CACHES.items()
-        if cache.get("BACKEND") == "django_redis.cache.RedisCache"
-        and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
+        for alias in pickling_caches(settings.CACHES)
     ]
 
 

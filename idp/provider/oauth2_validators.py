@@ -15,9 +15,8 @@ from provider.login_sessions import (
     sid_of_grant,
     sid_of_refresh_token,
 )
+from provider.oauth2_backends import NUL
 from provider.selectors import CLAIM_NAMES, user_claims
-
-NUL = "\x00"
 
 
 def grant_problem(request) -> str | None:

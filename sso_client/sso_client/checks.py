@@ -6,11 +6,10 @@ from django.conf import settings
 from django.core import checks
 
 from sso_client.conf import MANDATORY, SETTING_NAME, sso_settings
+from sso_client.production import JSON_SERIALIZER, pickling_caches
 
 MIDDLEWARE_PATH = "sso_client.middleware.SsoMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
-PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
-JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 
 
 @checks.register()
@@ -63,9 +62,7 @@ def check_no_pickle_in_redis(app_configs, **kwargs) -> list[checks.CheckMessage]
             hint=f'Set it to "{JSON_SERIALIZER}".',
             id="sso_client.E005",
         )
-        for alias, cache in settings.CACHES.items()
-        if cache.get("BACKEND") == "django_redis.cache.RedisCache"
-        and cache.get("OPTIONS", {}).get("SERIALIZER", PICKLE_SERIALIZER) == PICKLE_SERIALIZER
+        for alias in pickling_caches(settings.CACHES)
     ]
 
 
