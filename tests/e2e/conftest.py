@@ -17,11 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "idp")]
 
-from devstack.postgres_server import databases_for_tests, planned_database, run_sql  # noqa: E402
+from devstack.postgres_server import databases_for_tests, run_sql  # noqa: E402
 from devstack.processes import free_port  # noqa: E402
 from devstack.redis_server import RedisServer  # noqa: E402
 from devstack.stack import IDP, Stack  # noqa: E402
 from idp_server.signing_key import generate_rsa_private_key_pem, write_private_file  # noqa: E402
+from tests.database_report import database_used, pytest_report_header, pytest_terminal_summary  # noqa: E402, F401  (hooks)
 from tests.e2e.oidc import Client, Provider  # noqa: E402
 
 ACCESS_TOKEN_SECONDS = 10
@@ -43,19 +44,6 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         server.stop()
 
 
-#: What the session's `database_server` ran on, for the terminal summary.
-_database_used: list[str] = []
-
-
-def pytest_report_header(config) -> str:
-    return f"database: {planned_database()}"
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if _database_used:
-        terminalreporter.write_line(f"database: {_database_used[0]}")
-
-
 @pytest.fixture(scope="session")
 def database_server(tmp_path_factory):
     """Fresh databases for the session: `new_database(prefix) -> URL`, `kind` ("postgresql" or "sqlite").
@@ -65,7 +53,7 @@ def database_server(tmp_path_factory):
     dropped, and a private server stopped and removed, at the end of the session.
     """
     with databases_for_tests(tmp_path_factory.mktemp("databases")) as databases:
-        _database_used[:] = [databases.description]
+        database_used(databases.description)
         yield databases
 
 

@@ -10,19 +10,9 @@ import contextlib
 
 import pytest
 
-from devstack.postgres_server import databases_for_tests, planned_database, unique_name
-
-#: What the session's database ran on, for the terminal summary.
-_database_used: list[str] = []
-
-
-def pytest_report_header(config) -> str:
-    return f"database: {planned_database()}"
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if _database_used:
-        terminalreporter.write_line(f"database: {_database_used[0]}")
+from devstack.postgres_server import databases_for_tests, unique_name
+from tests.database_report import database_used, pytest_report_header, pytest_terminal_summary  # noqa: F401  (hooks)
+from tests.log_capture import log_lines  # noqa: F401  (a fixture of the logging tests)
 
 
 def _use_database(config: dict) -> None:
@@ -44,7 +34,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     from idp_server.database import database_config
 
     with databases_for_tests(tmp_path_factory.mktemp("databases")) as databases:
-        _database_used[:] = [databases.description]
+        database_used(databases.description)
         if databases.kind == "postgresql":
             config = database_config(databases.url, variable="TEST_DATABASE_URL")
             config["TEST"] = {"NAME": unique_name("test_idp")}  # never an existing database

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -12,27 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from sso_client.logs import SHARED_PROCESSORS, logging_settings, renderers, request_id_from, request_id_headers
+from sso_client.logs import logging_settings, request_id_from, request_id_headers
 from sso_client.request_log import RequestLogMiddleware
-
-JSON_FORMATTER = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=renderers("json"))
-
-
-@pytest.fixture
-def log_lines():
-    """The JSON lines logged during the test, formatted as they are written (with the context then bound)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSON_FORMATTER)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def request_lines(log_lines) -> list[dict]:

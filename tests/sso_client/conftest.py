@@ -11,6 +11,7 @@ from joserfc.jwk import RSAKey
 
 from sso_client.client import identity_provider
 from sso_client.conf import sso_settings
+from tests.log_capture import log_lines  # noqa: F401  (a fixture of the logging tests)
 
 ISSUER = "https://idp.example/o"
 METADATA = {

@@ -2,46 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from unittest import mock
 
 import pytest
 import requests
-import structlog
 from django.core.exceptions import ImproperlyConfigured
 from django.http import FileResponse, HttpResponse
 from django.test import RequestFactory
 
 from sso_client.client import fetch_json, identity_provider
-from sso_client.logs import SHARED_PROCESSORS, logging_settings, renderers, request_id_from, send_request_id
+from sso_client.logs import logging_settings, request_id_from, send_request_id
 from sso_client.request_log import RequestLogMiddleware
-
-JSON_FORMATTER = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=SHARED_PROCESSORS, processors=renderers("json"))
 
 
 @pytest.fixture(autouse=True)
 def structured_logs():
     """What a site's settings do with LOGGING (this test site keeps Django's default logging)."""
     logging_settings("json")
-
-
-@pytest.fixture
-def log_lines():
-    """The JSON lines logged during the test, formatted as they are written (with the context then bound)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JSON_FORMATTER)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def test_a_sane_request_id_is_kept_and_anything_else_replaced():
