@@ -32,11 +32,15 @@ def assert_one_clear_line(output: str) -> None:
     assert sum("REDIS_URL" in line for line in output.splitlines()) == 1
 
 
-def test_the_idp_server_refuses_to_start_without_redis(no_redis_env, tmp_path):
+@pytest.mark.parametrize("given_url", ["unreachable", "redis//no-scheme", "mysql://127.0.0.1/0", "redis://:@/x?db=a"])
+def test_the_idp_server_refuses_to_start_without_redis(no_redis_env, tmp_path, given_url):
+    env = {**no_redis_env, "BIND": f"127.0.0.1:{free_port()}"}
+    if given_url != "unreachable":  # a malformed REDIS_URL is named just the same
+        env["REDIS_URL"] = given_url
     server = ManagedProcess(
         "idp",
         [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), IDP.wsgi],
-        env={**no_redis_env, "BIND": f"127.0.0.1:{free_port()}"},
+        env=env,
         cwd=IDP.directory,
         log_path=tmp_path / "idp.log",
     )
