@@ -27,7 +27,8 @@ def database_config(url: str, *, variable: str, threads: str = "") -> dict:
             "timeout": 20,
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
-        config["CONN_MAX_AGE"] = 0
+        # Persistent, one connection per thread (sso_client.database): opening one per request
+        # (and running the PRAGMAs on it) was most of the time of a small request.
     elif config["ENGINE"] != POSTGRESQL:
         raise ImproperlyConfigured(
             f"{variable} names {config['ENGINE'].rsplit('.', 1)[-1]}: the IdP runs on PostgreSQL (postgres://…) "

@@ -8,7 +8,7 @@ from accounts import views as accounts_views
 from ops import views as ops_views
 from provider import views
 from provider.authorize import AuthorizationView, ReauthenticateView
-from provider.discovery import DiscoveryView
+from provider.discovery import DiscoveryView, JwksView
 from provider.end_session import EndSessionView
 from provider.token_endpoints import IntrospectTokenView, TokenView
 
@@ -27,6 +27,7 @@ urlpatterns = [
     path("admin/login/", accounts_views.admin_login),
     path("admin/", admin.site.urls),
     path("o/.well-known/openid-configuration", DiscoveryView.as_view(), name="oidc-discovery"),
+    path("o/.well-known/jwks.json", JwksView.as_view(), name="jwks"),  # before the toolkit's, same path
     path("accounts/reauthenticate/", ReauthenticateView.as_view(), name="reauthenticate"),
     path("accounts/", include("accounts.urls")),  # two-factor sign-in: the code step, enrolment
     # The toolkit's endpoints, as this IdP extends them; the names they have in the toolkit's

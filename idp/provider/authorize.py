@@ -87,7 +87,10 @@ class AuthorizationView(ToolkitAuthorizationView):
             scopes, credentials = self.validate_authorization_request(request)
         except OAuthToolkitError as error:
             return self.error_response(error, application=None)
-        application = get_application_model().objects.get(client_id=credentials["client_id"])
+        # The client oauthlib loaded to validate the request (the toolkit would read it again).
+        application = getattr(credentials.get("request"), "client", None)
+        if application is None or application.client_id != credentials["client_id"]:
+            application = get_application_model().objects.get(client_id=credentials["client_id"])
         redirect_uri, state = credentials["redirect_uri"], credentials.get("state")
 
         def to_client(error: str, description: str) -> HttpResponse:
@@ -121,7 +124,9 @@ class AuthorizationView(ToolkitAuthorizationView):
                 return to_client("invalid_request", str(refusal))
 
         login_session = active(request.session.get(SID_SESSION_KEY)) if request.user.is_authenticated else None
-        current_sub = str(account_for(request.user).sub) if login_session else None
+        request.idp_login_session = login_session  # handed to the code (provider.oauth2_backends)
+        # Who is signed in, by `sub`: asked only to compare with an id_token_hint's.
+        current_sub = str(account_for(request.user).sub) if login_session and hinted_sub is not None else None
         reauthenticated = self._reauthentication_done(login_session)
         must_sign_in = login_session is None or (
             not reauthenticated

@@ -32,6 +32,7 @@ from ops.backchannel import retry_delivered, retry_failed
 from ops.metrics import backchannel_delivery_counted
 from provider.models import LoginSession
 from provider.selectors import account_for
+from provider.signing import key_id, signing_key, signing_pem
 from sso_client.logs import request_id_headers
 
 logger = logging.getLogger(__name__)
@@ -58,12 +59,11 @@ def logout_token(application, login_session: LoginSession) -> str:
         "sid": login_session.sid,
         "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
     }
-    key = application.jwk_key
     token = jwt.JWT(
-        header=json.dumps({"alg": "RS256", "typ": "logout+jwt", "kid": key.thumbprint()}),
+        header=json.dumps({"alg": "RS256", "typ": "logout+jwt", "kid": key_id(signing_pem())}),
         claims=json.dumps(claims),
     )
-    token.make_signed_token(key)
+    token.make_signed_token(signing_key())  # parsed once per process (provider.signing)
     return token.serialize()
 
 

@@ -1,24 +1,49 @@
-"""The OpenID Provider metadata document, as the toolkit builds it, completed and corrected."""
+"""The OpenID Provider metadata and the JWKS documents, built once per process.
+
+Both depend on settings only (the issuer is OIDC_ISS_ENDPOINT, not the request's host), so each
+process builds them on first request and serves the same bytes after that; a settings change
+(tests) empties the cache. The discovery document is the toolkit's, completed and corrected.
+"""
 
 from __future__ import annotations
 
 import json
 
-from django.http import HttpRequest
-from oauth2_provider.views import ConnectDiscoveryInfoView
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import ConnectDiscoveryInfoView, JwksInfoView
 
 from provider.authorize import SUPPORTED_PROMPTS
 from provider.login_sessions import ACR_PASSWORD, ACR_TWO_FACTOR
+from provider.signing import jwks_body
 from provider.token_endpoints import GRANT_TYPES
+
+#: The discovery document's bytes, by issuer.
+_documents: dict[str, bytes] = {}
+
+
+@receiver(setting_changed, dispatch_uid="provider.discovery.forget")
+def _forget(**kwargs) -> None:
+    _documents.clear()
 
 
 class DiscoveryView(ConnectDiscoveryInfoView):
     def get(self, request, *args, **kwargs):
-        response = super().get(request, *args, **kwargs)
-        if response.status_code == 200:
+        issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+        body = _documents.get(issuer) if issuer else None
+        if body is None:
+            response = super().get(request, *args, **kwargs)
+            if response.status_code != 200:
+                return response
             document = json.loads(response.content)
             document.update(self.additions(request))
-            response.content = json.dumps(document)
+            body = json.dumps(document).encode()
+            if issuer:  # without a fixed issuer the document would follow the request's host
+                _documents[issuer] = body
+        response = HttpResponse(body, content_type="application/json")
+        response["Access-Control-Allow-Origin"] = "*"
         return response
 
     def additions(self, request: HttpRequest) -> dict[str, object]:
@@ -38,3 +63,16 @@ class DiscoveryView(ConnectDiscoveryInfoView):
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
         }
+
+
+class JwksView(JwksInfoView):
+    """The toolkit's JWKS document, its keys parsed and serialised once per process (provider.signing)."""
+
+    def get(self, request, *args, **kwargs):
+        response = HttpResponse(jwks_body(), content_type="application/json")
+        response["Access-Control-Allow-Origin"] = "*"
+        seconds = oauth2_settings.OIDC_JWKS_MAX_AGE_SECONDS
+        response["Cache-Control"] = (
+            f"public, max-age={seconds}, stale-while-revalidate={seconds}, stale-if-error={seconds}"
+        )
+        return response

@@ -11,11 +11,11 @@ exception from the JOSE library, whatever the bytes.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 
-from jwcrypto import jwk, jws
+from jwcrypto import jws
 from jwcrypto.common import JWException
-from oauth2_provider.settings import oauth2_settings
+
+from provider.signing import verification_keys
 
 #: Longer than any real ID token; a longer hint is refused before any parsing.
 MAX_HINT_LENGTH = 8192
@@ -23,12 +23,6 @@ MAX_HINT_LENGTH = 8192
 
 class HintInvalid(Exception):
     """Why the hint was refused, fit for an OAuth `error_description`."""
-
-
-@lru_cache(maxsize=1)
-def _signing_keys() -> tuple[jwk.JWK, ...]:
-    pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE]
-    return tuple(jwk.JWK.from_pem(pem.encode()) for pem in pems if pem)
 
 
 def id_token_hint_claims(raw: str, *, issuer: str, client_id: str | None = None) -> dict:
@@ -45,7 +39,7 @@ def id_token_hint_claims(raw: str, *, issuer: str, client_id: str | None = None)
             raise HintInvalid("id_token_hint is not signed with this provider's algorithm.")
     except (JWException, ValueError, TypeError, AttributeError):
         raise HintInvalid("id_token_hint is not a signed JWT.") from None
-    for key in _signing_keys():
+    for key in verification_keys():
         try:
             token.verify(key, alg="RS256")
             break

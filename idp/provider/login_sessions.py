@@ -16,12 +16,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils import timezone
-from oauth2_provider.models import get_grant_model
+from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from ops.metrics import login_session_ended
 from provider.models import GrantSession, LoginSession, LoginSessionClient, RefreshTokenSession
 
 Grant = get_grant_model()
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
 
 #: Where the IdP's own Django session keeps the sid of its login session.
 SID_SESSION_KEY = "_idp_sid"
@@ -58,42 +60,55 @@ def active(sid: str | None) -> LoginSession | None:
     return LoginSession.objects.filter(sid=sid, ended__isnull=True, expires__gt=timezone.now()).first()
 
 
-def sid_of_grant(code: str) -> str | None:
-    return GrantSession.objects.filter(grant__code=code).values_list("login_session__sid", flat=True).first()
+def is_active(login_session: LoginSession | None) -> bool:
+    """`active()`'s test, for a login session already loaded (with a code or a refresh token)."""
+    return login_session is not None and login_session.ended is None and login_session.expires > timezone.now()
 
 
-def sid_of_refresh_token(refresh_token) -> str | None:
-    return (
-        RefreshTokenSession.objects.filter(refresh_token=refresh_token)
-        .values_list("login_session__sid", flat=True)
-        .first()
-    )
+def grant_link(*, grant, login_session: LoginSession | None) -> None:
+    """The code's row of GrantSession: its login session (if live) and, later, its use."""
+    GrantSession.objects.create(grant=grant, login_session=login_session if is_active(login_session) else None)
 
 
-def grant_link(*, sid: str, grant) -> None:
-    if login_session := active(sid):
-        GrantSession.objects.create(grant=grant, login_session=login_session)
+def refresh_token_link(
+    *, refresh_token, login_session: LoginSession | None = None, sid: str | None = None, new_client: bool = True
+) -> None:
+    """Record that `refresh_token` (and so its client) belongs to the login session (or `sid`).
 
-
-def refresh_token_link(*, sid: str, refresh_token) -> None:
-    """Record that `refresh_token` (and so its client) belongs to the login session `sid`."""
-    if login_session := active(sid):
-        RefreshTokenSession.objects.create(refresh_token=refresh_token, login_session=login_session)
-        LoginSessionClient.objects.get_or_create(login_session=login_session, application=refresh_token.application)
+    `new_client`: the client may be new to the session (a code exchange); a refresh rotates a
+    token the client already got in this session, so its LoginSessionClient row exists.
+    """
+    if login_session is None and sid:
+        login_session = active(sid)
+    if not is_active(login_session):
+        return
+    RefreshTokenSession.objects.create(refresh_token=refresh_token, login_session=login_session)
+    if new_client:
+        # One INSERT ... ON CONFLICT DO NOTHING, not get_or_create's SELECT and savepointed INSERT.
+        LoginSessionClient.objects.bulk_create(
+            [LoginSessionClient(login_session=login_session, application_id=refresh_token.application_id)],
+            ignore_conflicts=True,
+        )
 
 
 def login_session_end(login_session: LoginSession) -> list[tuple[int, str]]:
-    """End the session: revoke its tokens; return (application id, sid) of clients to notify."""
+    """End the session: revoke its tokens; return (application id, sid) of clients to notify.
+
+    A fixed number of queries however many tokens the session holds: set-based, never per token.
+    """
     with transaction.atomic():
-        ended = LoginSession.objects.filter(pk=login_session.pk, ended__isnull=True).update(ended=timezone.now())
+        now = timezone.now()
+        ended = LoginSession.objects.filter(pk=login_session.pk, ended__isnull=True).update(ended=now)
         if not ended:
             return []  # ended already (by another request or replica)
         login_session_ended()  # counted for /-/metrics
         # Codes not yet exchanged die with the session: a code is worth what the session was.
-        Grant.objects.filter(grantsession__login_session=login_session).delete()
-        for link in RefreshTokenSession.objects.filter(login_session=login_session).select_related("refresh_token"):
-            if link.refresh_token.revoked is None:
-                link.refresh_token.revoke()  # also deletes its access token
+        Grant.objects.filter(grantsession__login_session=login_session, grantsession__used__isnull=True).delete()
+        # Its refresh tokens are revoked, and their access tokens deleted, as RefreshToken.revoke()
+        # does one by one (refresh token first, then access token: the toolkit's lock order).
+        session_tokens = RefreshToken.objects.filter(refreshtokensession__login_session=login_session)
+        session_tokens.filter(revoked__isnull=True).update(revoked=now, updated=now)
+        AccessToken.objects.filter(pk__in=session_tokens.values("access_token_id")).delete()  # as revoke_family
         clients = list(
             LoginSessionClient.objects.filter(
                 login_session=login_session, application__logout_settings__backchannel_logout_uri__gt=""

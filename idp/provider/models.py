@@ -69,35 +69,28 @@ class LoginSessionClient(models.Model):
 
 
 class GrantSession(models.Model):
-    """The login session an authorization code was issued in (the code exchange has no browser)."""
+    """An authorization code's login session (the code exchange has no browser) and its use.
 
-    grant = models.OneToOneField(settings.OAUTH2_PROVIDER_GRANT_MODEL, on_delete=models.CASCADE)
-    login_session = models.ForeignKey(LoginSession, on_delete=models.CASCADE)
-
-    def __str__(self) -> str:
-        return f"grant in {self.login_session}"
-
-
-class GrantUse(models.Model):
-    """An authorization code that was exchanged, and the refresh token it gave.
-
-    Codes are kept, marked used, until they expire (the toolkit would delete them at once), so
-    that a second use is recognised as a replay and revokes what the first use issued
-    (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4). One row per code: a unique key, so of two
-    exchanges racing each other only one can record its use.
+    One row per code, written with the code. The exchange reads it with the code in one query
+    (select_related) and marks the code used with one `UPDATE ... WHERE used IS NULL`: of two
+    exchanges racing each other only one can, and a second use is recognised as a replay and
+    revokes what the first use issued (RFC 6749 section 4.1.2, RFC 9700 section 4.2.4). Codes
+    are kept, marked used, until `cleartokens` removes them with the other expired grants.
     """
 
-    grant = models.OneToOneField(settings.OAUTH2_PROVIDER_GRANT_MODEL, on_delete=models.CASCADE, related_name="use")
+    grant = models.OneToOneField(settings.OAUTH2_PROVIDER_GRANT_MODEL, on_delete=models.CASCADE)
+    # None: the code was issued outside a live login session (it then carries no sid).
+    login_session = models.ForeignKey(LoginSession, null=True, on_delete=models.CASCADE)
+    used = models.DateTimeField(null=True, blank=True)
     refresh_token = models.ForeignKey(
         settings.OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    access_token = models.ForeignKey(
-        settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created = models.DateTimeField(auto_now_add=True)
+    # The access token the exchange issued, by id only: no foreign key, so that deleting an
+    # access token (at every refresh) does not have to clear it here first.
+    access_token_id = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"use of {self.grant_id}"
+        return f"grant in {self.login_session}"
 
 
 class RefreshTokenSession(models.Model):

@@ -27,4 +27,14 @@ class OAuthLibCore(ToolkitOAuthLibCore):
 
     def create_authorization_response(self, request, scopes, credentials, allow):
         credentials["sid"] = request.session.get(SID_SESSION_KEY)
+        # What provider.authorize already read for this very request, handed over rather than
+        # read again: the login session, and the client oauthlib loaded when it validated the
+        # request (`credentials["request"]`: oauthlib's request of that validation).
+        login_session = getattr(request, "idp_login_session", None)
+        if login_session is not None and login_session.sid == credentials["sid"]:
+            credentials["login_session"] = login_session
+        validated = credentials.get("request")
+        client = getattr(validated, "client", None)
+        if client is not None and client.client_id == credentials.get("client_id"):
+            credentials["client"] = client
         return super().create_authorization_response(request, scopes, credentials, allow)

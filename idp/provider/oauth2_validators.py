@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from oauth2_provider.models import get_grant_model, redirect_to_uri_allowed
+import hashlib
+import json
+from datetime import timedelta
+
+from django.db.models import F
+from django.utils import timezone
+from jwcrypto import jwt
+from oauth2_provider.models import (
+    get_access_token_model,
+    get_grant_model,
+    get_refresh_token_model,
+    redirect_to_uri_allowed,
+    refresh_token_expire_timedelta,
+)
 from oauth2_provider.oauth2_validators import OAuth2Validator as ToolkitOAuth2Validator
-from oauthlib.oauth2.rfc6749 import errors
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.oauth2.rfc6749 import errors, utils
 
 from provider.code_replay import code_replayed, code_use_record
-from provider.login_sessions import (
-    acr_of,
-    active,
-    grant_link,
-    refresh_token_link,
-    sid_of_grant,
-    sid_of_refresh_token,
-)
+from provider.login_sessions import acr_of, active, grant_link, is_active, refresh_token_link
 from provider.oauth2_backends import NUL
 from provider.selectors import CLAIM_NAMES, user_claims
+from provider.signing import key_id, signing_key, signing_pem
+
+Grant = get_grant_model()
+AccessToken = get_access_token_model()
+RefreshToken = get_refresh_token_model()
 
 
 def grant_problem(request) -> str | None:
@@ -26,7 +38,7 @@ def grant_problem(request) -> str | None:
     both): checked here, such a request is an invalid_request sent back to the client, not a 500.
     """
     nonce = getattr(request, "nonce", None) or ""
-    longest = get_grant_model()._meta.get_field("nonce").max_length
+    longest = Grant._meta.get_field("nonce").max_length
     if len(nonce) > longest:
         return f"nonce must be at most {longest} characters."
     stored = [nonce, request.redirect_uri, request.code_challenge, request.code_challenge_method]  # claims: JSON
@@ -54,12 +66,54 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         return claims
 
     # --- the login session (sid) follows the code, then the refresh tokens -----------------------
+    # oauthlib asks about the code many times in one exchange (scopes, the client's code, the
+    # PKCE challenge and method, the redirect URI, the nonce, RFC 8707 resources, invalidation):
+    # the toolkit answers each with a query. Here the code is read once, with its person, their
+    # account, its GrantSession row (replay) and login session (sid, auth_time), and kept on
+    # the request.
+    def _grant(self, request, code):
+        cached = getattr(request, "idp_grant", None)
+        if cached is None or cached[0] != code:
+            grant = (
+                Grant.objects.select_related("user__account", "grantsession__login_session").filter(code=code).first()
+            )
+            cached = request.idp_grant = (code, grant)
+        return cached[1]
+
+    def _client_grant(self, request, code, client):
+        grant = self._grant(request, code)
+        return grant if grant is not None and client is not None and grant.application_id == client.pk else None
+
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        grant = self._grant(request, code)
+        return utils.scope_to_list(grant.scope) if grant is not None and grant.scope else []
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        grant = self._grant(request, code)
+        return (grant.nonce or None) if grant is not None else None
+
+    def get_code_challenge(self, code, request):
+        grant = self._client_grant(request, code, request.client)
+        return (grant.code_challenge or None) if grant is not None else None
+
+    def get_code_challenge_method(self, code, request):
+        grant = self._client_grant(request, code, request.client)
+        return (grant.code_challenge_method or None) if grant is not None else None
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        grant = self._client_grant(request, code, client)
+        return grant is not None and grant.redirect_uri_allowed(redirect_uri)
+
     def _create_authorization_code(self, request, code, expires=None):
         if problem := grant_problem(request):
             raise errors.InvalidRequestError(description=problem, request=request)  # back to the client
         grant = super()._create_authorization_code(request, code, expires)
-        if sid := getattr(request, "sid", None):
-            grant_link(sid=sid, grant=grant)
+        # The authorization view hands over the login session it already read; else it is looked up.
+        login_session = getattr(request, "login_session", None)
+        sid = getattr(request, "sid", None)
+        if login_session is None or login_session.sid != sid:
+            login_session = active(sid)
+        grant_link(grant=grant, login_session=login_session)
         return grant
 
     def _load_application(self, client_id, request):
@@ -70,39 +124,162 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         return super()._load_application(client_id, request)
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
-        if code_replayed(code=code, application=client):
+        """The toolkit's checks, on the code read once; a code used before revokes what it gave."""
+        grant = self._client_grant(request, code, client)
+        if grant is None:
+            return False
+        grant_session = getattr(grant, "grantsession", None)
+        if code_replayed(grant_session, client_id=client.client_id):
             return False  # invalid_grant; what the first use issued is revoked
-        valid = super().validate_code(client_id, code, client, request, *args, **kwargs)
-        if valid:
-            request.sid = sid_of_grant(code)
-        return valid
+        if grant.is_expired():
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        if grant.claims:
+            request.claims = json.loads(grant.claims)
+        login_session = grant_session.login_session if grant_session is not None else None
+        request.login_session = login_session
+        request.sid = login_session.sid if login_session is not None else None
+        return True
+
+    def _check_and_set_request_resource(self, request):
+        # The toolkit reads the code again for its RFC 8707 resources: not when neither the code
+        # nor the token request names any (the answer is then no resource, with nothing to check).
+        if request.grant_type == "authorization_code" and not getattr(request, "resource", None):
+            grant = self._client_grant(request, request.code, request.client)
+            if grant is not None and not grant.resource:
+                request.resource = []
+                return
+        super()._check_and_set_request_resource(request)
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs) -> None:
-        """Mark the code used instead of deleting it, so that a replay can be told (see GrantUse)."""
-        if not code_use_record(
-            code=code,
-            application=request.client,
+        """Mark the code used instead of deleting it, so that a replay can be told (see GrantSession)."""
+        grant = self._client_grant(request, code, request.client)
+        if grant is None or not code_use_record(
+            grant=grant,
+            client_id=request.client.client_id,
             refresh_token=getattr(request, "issued_refresh_token", None),
             access_token=getattr(request, "issued_access_token", None),
         ):
             raise errors.InvalidGrantError(request=request)
 
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        """The toolkit's, with the ID token just signed taken from the request: the toolkit
+        verifies the JWT it has just made and reads its client and row back (two queries)."""
+        id_token = None
+        if token.get("id_token"):
+            id_token = getattr(request, "idp_id_token", None) or self._load_id_token(token["id_token"])
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),  # RFC 8707
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
         request.issued_access_token = access_token
         return access_token
 
+    def _load_access_token(self, token):
+        # userinfo's claims need the account (`sub`): read with the token, not after it.
+        token_checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return (
+            AccessToken.objects.select_related("application", "user__account")
+            .filter(token_checksum=token_checksum)
+            .first()
+        )
+
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
-        valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
-        if valid:
-            request.sid = sid_of_refresh_token(request.refresh_token_instance)
-        return valid
+        """The toolkit's checks (oauth2_provider 3.4, kept in step with it), on one query that
+        also reads the person, their account and the token's login session."""
+        token_checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
+        # Several rows may share a checksum (uniqueness is (token_checksum, revoked)): prefer the
+        # unrevoked row, otherwise the most recently revoked one.
+        rt = (
+            RefreshToken.objects.filter(token_checksum=token_checksum)
+            .select_related("access_token", "user__account", "refreshtokensession__login_session")
+            .order_by(F("revoked").desc(nulls_first=True))
+            .first()
+        )
+        if not rt:
+            return False
+        if rt.revoked is not None:
+            # A rotated-out or revoked token: refused; used again outside the grace period (or
+            # never superseded, i.e. revoked on purpose), it revokes its whole family.
+            grace_expired = rt.revoked <= timezone.now() - timedelta(
+                seconds=oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS
+            )
+            if grace_expired or not AccessToken.objects.filter(source_refresh_token=rt).exists():
+                if oauth2_settings.REFRESH_TOKEN_REUSE_PROTECTION and rt.token_family:
+                    RefreshToken.revoke_family(rt.token_family)
+                return False
+        else:
+            if rt.access_token is None:
+                return False  # an orphan: nothing left to refresh against
+            expire_delta = refresh_token_expire_timedelta()
+            if expire_delta and rt.access_token.expires + expire_delta <= timezone.now():
+                return False
+        request.user = rt.user
+        request.refresh_token = refresh_token
+        request.refresh_token_instance = rt
+        if client is None or rt.application_id != client.pk:
+            return False
+        rt.application = client  # the same row: no second read of it
+        link = getattr(rt, "refreshtokensession", None)
+        request.login_session = link.login_session if link is not None else None
+        request.sid = request.login_session.sid if request.login_session is not None else None
+        return True
+
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        """A refresh with rotation in a fixed handful of queries; anything else as the toolkit does.
+
+        The toolkit locks the old refresh token (SELECT ... FOR UPDATE, twice), looks for an
+        access token already minted from it, then revokes it row by row. Here one
+        `UPDATE ... WHERE revoked IS NULL` both locks and revokes it: only the request whose
+        UPDATE changed the row mints the new pair. A request that lost that race (the token
+        was rotated by a concurrent request since it was read) takes the toolkit's own path,
+        which hands back what the winner minted, exactly as before.
+        """
+        rt = getattr(request, "refresh_token_instance", None)
+        if not (
+            request.grant_type == "refresh_token"
+            and token.get("refresh_token")
+            and "scope" in token
+            and self.rotate_refresh_token(request)
+            and isinstance(rt, RefreshToken)
+            and rt.revoked is None
+        ):
+            return super()._save_bearer_token(token, request, *args, **kwargs)
+        self._check_and_set_request_resource(request)  # the refresh token's own resources: no query
+        now = timezone.now()
+        expires = now + timedelta(seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
+        old_access_token_id = rt.access_token_id
+        revoked = RefreshToken.objects.filter(pk=rt.pk, revoked__isnull=True).update(
+            revoked=now, updated=now, access_token=None
+        )
+        if not revoked:
+            return super()._save_bearer_token(token, request, *args, **kwargs)
+        rt.revoked, rt.access_token = now, None
+        if old_access_token_id is not None:
+            # RefreshToken.revoke() deletes the access token; the one row pointing at it (this
+            # refresh token, a one-to-one) was cleared just above, so nothing is left to update.
+            AccessToken.objects.filter(pk=old_access_token_id)._raw_delete(AccessToken.objects.db)
+        access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
+        self._create_refresh_token(request, token["refresh_token"], access_token, rt)
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
         request.issued_refresh_token = refresh_token
-        if sid := getattr(request, "sid", None):
-            refresh_token_link(sid=sid, refresh_token=refresh_token)
+        refresh_token_link(
+            refresh_token=refresh_token,
+            login_session=getattr(request, "login_session", None),
+            new_client=previous_refresh_token is None,  # a rotation: the session knows this client already
+        )
         return refresh_token
 
     def validate_redirect_uri(self, client_id, redirect_uri, request, *args, **kwargs) -> bool:
@@ -141,11 +318,32 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         they proved who they are in *this* browser session.
         """
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
-        if login_session := active(getattr(request, "sid", None)):
+        login_session = getattr(request, "login_session", None)  # read with the code or refresh token
+        if login_session is None or login_session.sid != getattr(request, "sid", None):
+            login_session = active(getattr(request, "sid", None))
+        if is_active(login_session):
             claims["auth_time"] = int(login_session.auth_time.timestamp())
             claims["amr"] = login_session.amr
             claims["acr"] = acr_of(login_session.amr)
         return claims, expiration_time
+
+    def finalize_id_token(self, id_token, token, token_handler, request):
+        """The toolkit's, signing with the key parsed once per process (provider.signing), and
+        saving the ID token's row with one INSERT rather than in a transaction of its own."""
+        if request.client.algorithm != request.client.RS256_ALGORITHM:
+            return super().finalize_id_token(id_token, token, token_handler, request)
+        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(**claims)
+        if "nonce" not in id_token and request.nonce:  # oauthlib bug #746, as the toolkit works around it
+            id_token["nonce"] = request.nonce
+        header = {"typ": "JWT", "alg": request.client.algorithm, "kid": key_id(signing_pem())}
+        jwt_token = jwt.JWT(header=json.dumps(header, default=str), claims=json.dumps(id_token, default=str))
+        jwt_token.make_signed_token(signing_key())
+        id_token_row = self._save_id_token(id_token["jti"], request, expiration_time)
+        request.access_token = id_token_row  # as the toolkit sets them
+        request.id_token = id_token_row
+        request.idp_id_token = id_token_row
+        return jwt_token.serialize()
 
     def get_discovery_claims(self, request) -> list[str]:
         # The toolkit lists only `sub` when claims depend on the request, as ours do.

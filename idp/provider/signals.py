@@ -25,5 +25,10 @@ def start_login_session(sender, request, user, **kwargs) -> None:
 def end_login_session(sender, request, user, **kwargs) -> None:
     if request is None or not hasattr(request, "session"):
         return
-    if login_session := active(request.session.get(SID_SESSION_KEY)):
+    sid = request.session.get(SID_SESSION_KEY)
+    # The end-session endpoint may have read this very login session already (a logout_hint).
+    login_session = getattr(request, "idp_login_session", None)
+    if login_session is None or login_session.sid != sid:
+        login_session = active(sid)
+    if login_session is not None:
         backchannel.notify(login_session_end(login_session))

@@ -36,8 +36,8 @@ def database_config(url: str, *, variable: str, threads: str = "") -> dict:
 
     PostgreSQL goes through psycopg's connection pool, one pool per process sized for gunicorn's
     `threads` per worker: every thread can hold a connection and none waits for one, while an
-    idle process keeps a single one open. Other engines (SQLite, a local run's default) keep
-    their connections for a minute. A malformed URL is one ImproperlyConfigured naming `variable`.
+    idle process keeps a single one open. Other engines (SQLite, a local run's default) keep a
+    persistent connection per thread. A malformed URL is one ImproperlyConfigured naming `variable`.
     """
     import dj_database_url  # the sites' requirement (requirements.txt), not sso_client's own
 
@@ -60,7 +60,9 @@ def database_config(url: str, *, variable: str, threads: str = "") -> dict:
             "pool": {"min_size": 1, "max_size": pool_size(threads), "timeout": POOL_TIMEOUT_SECONDS},
         }
     else:
-        config["CONN_MAX_AGE"] = 60  # SQLite, a local run's default (or any other engine Django has)
+        # SQLite, a local run's default (or any other engine Django has): Django keeps one
+        # connection per thread for the life of the process, instead of opening one per request.
+        config["CONN_MAX_AGE"] = None
     return config
 
 

@@ -40,3 +40,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
             config["TEST"] = {"NAME": unique_name("test_idp")}  # never an existing database
             _use_database(config)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _client_origins_forgotten():
+    """provider.csp keeps the clients' origins per process: a rolled-back test's must not linger."""
+    from provider.csp import client_origins_forget
+
+    client_origins_forget()
+    yield
+    client_origins_forget()

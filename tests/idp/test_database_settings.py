@@ -25,6 +25,7 @@ def test_sqlite_keeps_its_write_lock_options_and_no_pool(tmp_path):
     assert config["ENGINE"] == "django.db.backends.sqlite3"
     assert "pool" not in config["OPTIONS"]
     assert config["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert config["CONN_MAX_AGE"] is None, "one persistent connection per thread, not one per request"
 
 
 @pytest.mark.parametrize(

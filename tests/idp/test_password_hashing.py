@@ -16,7 +16,9 @@ from provider.services import application_register, user_ensure
 
 pytestmark = pytest.mark.django_db
 
-ARGON2ID = "argon2$argon2id$v=19$m=65536,t=3,p=1$"
+ARGON2ID = "argon2$argon2id$v=19$m=19456,t=2,p=1$"
+#: What PersonPasswordHasher stored before (64 MiB, 3 passes): re-hashed at the next sign-in.
+PREVIOUS_ARGON2ID = "argon2$argon2id$v=19$m=65536,t=3,p=1$"
 
 
 @pytest.fixture
@@ -31,11 +33,39 @@ def test_a_new_password_is_stored_with_argon2id_and_our_parameters(served_hasher
     assert user.check_password("correct horse battery")
 
 
-def test_the_parameters_are_no_weaker_than_owasps_minimum():
+def test_the_parameters_are_owasps_minimum_for_argon2id():
     hasher = PersonPasswordHasher()
-    assert hasher.memory_cost >= 19 * 1024  # KiB
-    assert hasher.time_cost >= 2
-    assert hasher.parallelism >= 1
+    assert (hasher.memory_cost, hasher.time_cost, hasher.parallelism) == (19456, 2, 1)  # KiB, passes, lanes
+    assert hasher.memory_cost >= 19 * 1024 and hasher.time_cost >= 2, "never below OWASP's minimum"
+
+
+@pytest.mark.parametrize(
+    "old_parameters",
+    [
+        {"memory_cost": 64 * 1024, "time_cost": 3, "parallelism": 1},  # this hasher's previous parameters
+        {"memory_cost": 19 * 1024, "time_cost": 3, "parallelism": 1},
+        {"memory_cost": 19 * 1024, "time_cost": 2, "parallelism": 4},
+        {"memory_cost": 100 * 1024, "time_cost": 2, "parallelism": 8},  # Django's own Argon2 defaults
+    ],
+)
+def test_an_argon2_hash_with_other_parameters_must_be_updated(old_parameters):
+    old_hasher = type("OldHasher", (PersonPasswordHasher,), old_parameters)()
+    encoded = old_hasher.encode("a password", old_hasher.salt())
+    assert PersonPasswordHasher().must_update(encoded)
+    assert not PersonPasswordHasher().must_update(PersonPasswordHasher().encode("a password", "s" * 22))
+
+
+def test_a_previous_argon2id_hash_is_upgraded_at_sign_in(client, served_hashers):
+    old_hasher = type("PreviousHasher", (PersonPasswordHasher,), {"memory_cost": 64 * 1024, "time_cost": 3})()
+    user = get_user_model().objects.create_user("gina")
+    user.password = old_hasher.encode("an older password", old_hasher.salt())
+    user.save()
+    assert user.password.startswith(PREVIOUS_ARGON2ID)
+    response = client.post(reverse("login"), {"username": "gina", "password": "an older password"})
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.password.startswith(ARGON2ID)
+    assert user.check_password("an older password")
 
 
 def test_a_pbkdf2_hash_is_upgraded_to_argon2id_at_sign_in(client, served_hashers):
