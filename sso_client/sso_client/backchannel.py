@@ -83,4 +83,4 @@ def validate_logout_token(raw: str) -> dict:
 def receive_logout_token(raw: str) -> int:
     """Validate `raw` and end the sessions it names; return how many were ended."""
     claims = validate_logout_token(raw)
-    return end_sessions(sid=claims.get("sid"), sub=None if claims.get("sid") else str(claims["sub"]))
+    return end_sessions(sid=claims.get("sid") or None, sub=claims.get("sub") or None)

@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from sso_client.client import identity_provider
 from sso_client.conf import sso_settings
 from sso_client.session_index import index_session
-from sso_client.tokens import store_token
+from sso_client.tokens import SESSION_TOKEN_KEY, store_token
 from sso_client.users import user_from_claims
 
 
@@ -145,7 +145,9 @@ def complete_sign_in(request: HttpRequest) -> str:
     user = user_from_claims(issuer=metadata["issuer"], claims=claims)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # also rotates the session key
     request.session.set_expiry(None)  # signed in: the site's full session lifetime (SESSION_COOKIE_AGE)
-    store_token(request.session, token)
+    sid = claims.get("sid") if isinstance(claims.get("sid"), str) else None
+    request.session.pop(SESSION_TOKEN_KEY, None)  # a sign-in's token replaces the one before, whole
+    store_token(request.session, token, sid=sid)  # not the ID token: its claims were read, its sid kept
     # So that a back-channel logout of this IdP session (sid) finds this session.
-    index_session(request.session, sid=claims.get("sid"), sub=str(claims["sub"]))
+    index_session(request.session, sid=sid, sub=str(claims["sub"]))
     return state_data["next"]

@@ -1,20 +1,52 @@
-"""Send visitors who are not signed in to the IdP, and keep signed-in sessions' tokens fresh."""
+"""Send visitors who are not signed in to the IdP, and keep signed-in sessions' tokens fresh.
+
+A signed-in page view costs the session read that SessionMiddleware does anyway, and nothing
+more: whether someone is signed in is decided from the session (Django's user key and this
+app's token), not from `request.user`, which stays lazy. A page that uses `request.user` looks
+the user up itself; a page that does not use it makes no database query at all.
+"""
 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY, logout
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import get_urlconf, reverse
 
 from sso_client.client import IdentityProviderUnavailable
 from sso_client.conf import sso_settings
 from sso_client.flow import start_sign_in
 from sso_client.pages import idp_unavailable_page, problem_page
-from sso_client.tokens import Freshness, keep_token_fresh
+from sso_client.tokens import SESSION_TOKEN_KEY, Freshness, keep_token_fresh
 
 logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=8)
+def public_prefixes(urlconf: str | None) -> tuple[str, ...]:
+    """The path prefixes anyone may see, for one URLconf: computed once, not per request."""
+    own_urls = reverse("sso_client:login", urlconf=urlconf).removesuffix("login/")  # e.g. "/sso/"
+    public = [own_urls, *sso_settings.PUBLIC_PATHS]
+    if settings.STATIC_URL:
+        public.append("/" + settings.STATIC_URL.lstrip("/"))
+    return tuple(public)
+
+
+@receiver(setting_changed)
+def _forget_public_prefixes(*, setting: str, **kwargs) -> None:
+    if setting in ("SSO_CLIENT", "ROOT_URLCONF", "STATIC_URL"):
+        public_prefixes.cache_clear()
+
+
+def signed_in_by_session(request: HttpRequest) -> bool:
+    """Whether the session says someone signed in here: Django's user key and this app's token."""
+    session = request.session
+    return SESSION_KEY in session and bool(session.get(SESSION_TOKEN_KEY))
 
 
 class SsoMiddleware:
@@ -31,8 +63,14 @@ class SsoMiddleware:
         if self.is_public(request.path_info):
             return self.get_response(request)
         try:
-            if request.user.is_authenticated and keep_token_fresh(request) is Freshness.FRESH:
-                return self.get_response(request)
+            if signed_in_by_session(request) and keep_token_fresh(request) is Freshness.FRESH:
+                response = self.get_response(request)
+                if self.user_is_gone(request):
+                    # The session names a user that no longer exists here (deleted), or whose
+                    # session hash no longer matches: end the session, and sign in afresh.
+                    logout(request)
+                    return self.sign_in_required(request)
+                return response
             return self.sign_in_required(request)
         except IdentityProviderUnavailable as error:
             logger.warning("Identity provider unavailable: %s", error)
@@ -40,11 +78,16 @@ class SsoMiddleware:
 
     @staticmethod
     def is_public(path: str) -> bool:
-        own_urls = reverse("sso_client:login").removesuffix("login/")  # e.g. "/sso/"
-        public = [own_urls, *sso_settings.PUBLIC_PATHS]
-        if settings.STATIC_URL:
-            public.append("/" + settings.STATIC_URL.lstrip("/"))
-        return any(path.startswith(prefix) for prefix in public)
+        return path.startswith(public_prefixes(get_urlconf()))
+
+    @staticmethod
+    def user_is_gone(request: HttpRequest) -> bool:
+        """Whether the page looked the session's user up (request.user) and found nobody.
+
+        Only a lookup the page made anyway is looked at: this never queries the database.
+        """
+        user = getattr(request, "_cached_user", None)  # django.contrib.auth's, once request.user was used
+        return user is not None and not user.is_authenticated
 
     @staticmethod
     def is_page_navigation(request: HttpRequest) -> bool:

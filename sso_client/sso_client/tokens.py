@@ -4,11 +4,17 @@ Refresh tokens rotate on every use, and the IdP treats a refresh token used twic
 (it revokes the whole family). So a refresh happens under a lock per session, and inside the
 lock the session is read again from the store: when another request refreshed first, its
 tokens are taken, and the spent refresh token is never sent.
+
+The session keeps, under `_sso_token`, only what later requests need: the access token (for
+calls to resource servers), the refresh token, the access token's expiry and the IdP session's
+`sid` (for signing out). Not the ID token: its claims made the user at sign-in.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import json
 import time
 from collections.abc import Mapping
 
@@ -22,7 +28,8 @@ from sso_client.conf import sso_settings
 from sso_client.metrics import token_refresh_counted
 
 SESSION_TOKEN_KEY = "_sso_token"  # noqa: S105 - a session key name, not a secret
-TOKEN_FIELDS = ("access_token", "refresh_token", "id_token", "expires_at")
+#: What the session keeps of the IdP's token responses; besides them, "sid" (from the ID token).
+TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
 
 
 class Freshness(enum.Enum):
@@ -30,15 +37,42 @@ class Freshness(enum.Enum):
     SIGNED_OUT = "signed_out"  # the IdP refused the refresh: the local session has ended
 
 
-def store_token(session: SessionBase, token: Mapping[str, object]) -> None:
+def store_token(session: SessionBase, token: Mapping[str, object], *, sid: str | None = None) -> None:
+    """Keep the token's fields (and the IdP session's `sid`) in the session, and nothing else.
+
+    A refresh response may omit the refresh token: the one we had is kept. A session written by
+    an older version holds the ID token too: it is dropped here, its `sid` kept.
+    """
     previous = session.get(SESSION_TOKEN_KEY) or {}
-    kept = {name: token[name] for name in TOKEN_FIELDS if token.get(name)}
-    # A refresh response may omit the ID token or the refresh token: keep the ones we had.
-    session[SESSION_TOKEN_KEY] = {**previous, **kept}
+    kept = {name: previous[name] for name in TOKEN_FIELDS if previous.get(name)}
+    kept.update({name: token[name] for name in TOKEN_FIELDS if token.get(name)})
+    if sid := sid or token_sid(previous):
+        kept["sid"] = sid
+    session[SESSION_TOKEN_KEY] = kept
 
 
 def session_token(session: SessionBase) -> dict | None:
     return session.get(SESSION_TOKEN_KEY)
+
+
+def token_sid(token: Mapping[str, object] | None) -> str | None:
+    """The IdP session (`sid`) a session token belongs to, or None when it is not known.
+
+    Sessions written by an older version kept the whole ID token instead: its `sid` claim is
+    read from it (verified when it was stored; only a logout hint is made of it).
+    """
+    if not token:
+        return None
+    if isinstance(sid := token.get("sid"), str) and sid:
+        return sid
+    id_token = token.get("id_token")
+    try:
+        payload = id_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AttributeError, IndexError, TypeError, ValueError):  # none, or not a JWT
+        return None
+    sid = claims.get("sid") if isinstance(claims, dict) else None
+    return sid if isinstance(sid, str) and sid else None
 
 
 def needs_refresh(token: Mapping[str, object], now: float) -> bool:
@@ -74,7 +108,11 @@ def keep_token_fresh(request: HttpRequest) -> Freshness:
             logout(request)  # the session was ended elsewhere (signed out, expired)
             return Freshness.SIGNED_OUT
         if not needs_refresh(latest, time.time()):
-            request.session[SESSION_TOKEN_KEY] = latest  # another request refreshed it
+            # Another request refreshed it: use its tokens. The store has them already, so this
+            # request does not write the session for it (nor, later, an older pair back).
+            modified = request.session.modified
+            request.session[SESSION_TOKEN_KEY] = latest
+            request.session.modified = modified
             return Freshness.FRESH
         if cache.add(lock, "1", timeout=sso_settings.REFRESH_WAIT_SECONDS + sso_settings.HTTP_TIMEOUT_SECONDS):
             try:

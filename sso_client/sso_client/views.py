@@ -18,7 +18,7 @@ from sso_client.conf import sso_settings
 from sso_client.flow import SignInFailed, complete_sign_in, post_logout_redirect_uri, safe_next, start_sign_in
 from sso_client.metrics import backchannel_logout_counted
 from sso_client.pages import idp_unavailable_page, problem_page
-from sso_client.tokens import session_token
+from sso_client.tokens import session_token, token_sid
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,20 @@ def logout_view(request: HttpRequest) -> HttpResponse:
 
     The IdP's end-session endpoint (OIDC RP-Initiated Logout) ends the IdP session, tells every
     other site of that session through back-channel logout, and sends the person back to
-    POST_LOGOUT_REDIRECT_URI.
+    POST_LOGOUT_REDIRECT_URI. The session keeps no ID token for an `id_token_hint`: the request
+    names this client (`client_id`) and the IdP session signed out of (`logout_hint`, its `sid`);
+    the IdP signs out without asking when that is the browser's current IdP session. Without a
+    known sid (a session signed in without one) it goes without a hint, and the IdP asks.
     """
     if request.method == "GET":
         return TemplateResponse(request, "sso_client/logout.html", {"base_template": sso_settings.BASE_TEMPLATE})
-    id_token = (session_token(request.session) or {}).get("id_token")
+    sid = token_sid(session_token(request.session))
     logout(request)
     try:
         end_session = identity_provider().create_logout_url(
             post_logout_redirect_uri=post_logout_redirect_uri(request),
-            id_token_hint=id_token,
             client_id=sso_settings.CLIENT_ID,
+            **({"logout_hint": sid} if sid else {}),
         )
     except (IdentityProviderUnavailable, RuntimeError) as error:
         logger.warning("Signed out locally only; the IdP's end-session endpoint is unavailable: %s", error)

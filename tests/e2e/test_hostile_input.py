@@ -606,9 +606,8 @@ def replayed_logout_token(c: Catalogue) -> str:
 
 
 def the_persons_id_token(c: Catalogue) -> str:
-    id_token = session_tokens(c.redis, "site_a", c.person.cookie("site_a_sessionid"))["id_token"]
-    c.known.add(id_token)
-    return id_token
+    """A genuine ID token of alice's for site A (the site's session keeps none: it is asked for)."""
+    return c.tokens("site-a")["id_token"]  # remembered as known
 
 
 # --- cross-site request forgery ---

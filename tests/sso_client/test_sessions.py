@@ -2,6 +2,8 @@
 
 import pytest
 from django.contrib.sessions.backends.base import UpdateError
+from django.contrib.sessions.backends.cache import SessionStore as PlainCacheSessionStore
+from django.core.cache import cache
 
 from sso_client.session_index import end_sessions, index_session
 from sso_client.sessions import SessionStore
@@ -31,6 +33,18 @@ def test_ending_a_sub_deletes_every_session_of_that_person():
     assert end_sessions(sid=None, sub="bob") == 2
 
 
+def test_ending_a_sid_takes_its_sessions_out_of_the_persons_index_too():
+    mine, other_browser = signed_in_session(), signed_in_session()
+    index_session(mine, sid="sid-1", sub="dave")
+    index_session(other_browser, sid="sid-2", sub="dave")
+
+    assert end_sessions(sid="sid-1", sub="dave") == 1  # a logout token with both: only the sid's end
+    assert SessionStore().exists(other_browser.session_key)
+    assert cache.get("sso:sub:dave") == [other_browser.session_key]
+    assert end_sessions(sid=None, sub="dave") == 1
+    assert cache.get("sso:sub:dave") is None
+
+
 def test_a_request_that_was_running_cannot_bring_an_ended_session_back():
     running = signed_in_session()
     index_session(running, sid="sid-3", sub="carol")
@@ -47,3 +61,37 @@ def test_new_sessions_are_unaffected():
     session["x"] = 1
     session.save()
     assert SessionStore(session_key=session.session_key).load()["x"] == 1
+
+
+def test_the_default_auth_backend_is_not_stored_and_is_read_back():
+    session = signed_in_session(_auth_user_backend="django.contrib.auth.backends.ModelBackend", x=1)
+    kept = PlainCacheSessionStore(session_key=session.session_key).load()  # as the cache holds it
+    assert kept == {"_auth_user_id": "1", "x": 1}
+    assert SessionStore(session_key=session.session_key).load() == {
+        "_auth_user_id": "1",
+        "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+        "x": 1,
+    }
+
+
+def test_another_auth_backend_is_stored_as_it_is(settings):
+    settings.AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "tests.OtherBackend"]
+    session = signed_in_session(_auth_user_backend="tests.OtherBackend")
+    kept = PlainCacheSessionStore(session_key=session.session_key).load()
+    assert kept["_auth_user_backend"] == "tests.OtherBackend"
+    assert SessionStore(session_key=session.session_key).load()["_auth_user_backend"] == "tests.OtherBackend"
+
+
+def test_a_session_without_a_user_gets_no_backend():
+    session = SessionStore()
+    session["x"] = 1
+    session.create()
+    assert SessionStore(session_key=session.session_key).load() == {"x": 1}
+
+
+def test_a_session_stored_by_the_version_before_is_read_as_it_is():
+    old = PlainCacheSessionStore()
+    old.update({"_auth_user_id": "1", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "x": 1})
+    old.create()
+    loaded = SessionStore(session_key=old.session_key).load()
+    assert loaded == {"_auth_user_id": "1", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "x": 1}
