@@ -59,7 +59,14 @@ test-unit: $(STAMP) ## Unit tests of each part, each with its own Django setting
 test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e
 
-bench: $(STAMP) ## Benchmarks (not tests): each flow's throughput and latency against a bare Django view
+bench: $(STAMP) ## Benchmarks (not tests): throughput per server core and latency of each flow (BENCH_ARGS=--help)
+	@command -v wrk >/dev/null || { \
+	  if ! command -v apt-get >/dev/null; then SUDO=none; \
+	  elif [ "$$(id -u)" -eq 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if [ "$$SUDO" = none ]; then echo "error: make bench needs wrk (Debian: apt-get install wrk), and cannot install it here"; exit 1; fi; \
+	  echo "Installing Debian's wrk for the benchmarks"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null \
+	    || { echo "error: installing wrk failed; make bench needs it"; exit 1; }; }
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP) ## Check style with ruff
