@@ -11,6 +11,7 @@ from django.utils import timezone
 from jwcrypto import jwt
 from oauth2_provider.models import (
     get_access_token_model,
+    get_application_model,
     get_grant_model,
     get_refresh_token_model,
     redirect_to_uri_allowed,
@@ -21,6 +22,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors, utils
 
 from provider.code_replay import code_replayed, code_use_record
+from provider.compiled_queries import CompiledQuery
 from provider.login_sessions import acr_of, active, grant_link, is_active, refresh_token_link
 from provider.oauth2_backends import NUL
 from provider.selectors import CLAIM_NAMES, user_claims
@@ -29,6 +31,40 @@ from provider.signing import key_id, signing_key, signing_pem
 Grant = get_grant_model()
 AccessToken = get_access_token_model()
 RefreshToken = get_refresh_token_model()
+Application = get_application_model()
+
+# The lookups every token request makes, compiled to SQL once per process (provider.compiled_queries).
+# The placeholders are values no client id, code or SHA-256 checksum can be.
+APPLICATION_BY_CLIENT_ID = CompiledQuery(
+    Application, lambda client_id: Application.objects.filter(client_id=client_id)[:1], "\x01client_id"
+)
+# A code with its person, their account, its use (replay) and its login session (sid, auth_time).
+GRANT_BY_CODE = CompiledQuery(
+    Grant,
+    lambda code: Grant.objects.select_related("user__account", "grantsession__login_session").filter(code=code)[:1],
+    "\x01code",
+)
+# userinfo's claims need the account (`sub`): read with the token, not after it.
+ACCESS_TOKEN_BY_CHECKSUM = CompiledQuery(
+    AccessToken,
+    lambda checksum: (
+        AccessToken.objects.select_related("application", "user__account")
+        .filter(token_checksum=checksum)
+        .order_by("pk")[:1]
+    ),
+    "\x01checksum",
+)
+# Several rows may share a checksum (uniqueness is (token_checksum, revoked)): the unrevoked row
+# first, otherwise the most recently revoked one.
+REFRESH_TOKEN_BY_CHECKSUM = CompiledQuery(
+    RefreshToken,
+    lambda checksum: (
+        RefreshToken.objects.filter(token_checksum=checksum)
+        .select_related("access_token", "user__account", "refreshtokensession__login_session")
+        .order_by(F("revoked").desc(nulls_first=True))[:1]
+    ),
+    "\x01checksum",
+)
 
 
 def grant_problem(request) -> str | None:
@@ -74,9 +110,7 @@ class OAuth2Validator(ToolkitOAuth2Validator):
     def _grant(self, request, code):
         cached = getattr(request, "idp_grant", None)
         if cached is None or cached[0] != code:
-            grant = (
-                Grant.objects.select_related("user__account", "grantsession__login_session").filter(code=code).first()
-            )
+            grant = GRANT_BY_CODE.first(code) if code and NUL not in code else None
             cached = request.idp_grant = (code, grant)
         return cached[1]
 
@@ -121,6 +155,9 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         PostgreSQL could not even look it up."""
         if client_id and NUL in client_id:
             return None
+        if client_id and request.client is None:
+            # Found here, the toolkit takes it as its cached client; not found, it looks again.
+            request.client = APPLICATION_BY_CLIENT_ID.first(client_id)
         return super()._load_application(client_id, request)
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs) -> bool:
@@ -186,26 +223,12 @@ class OAuth2Validator(ToolkitOAuth2Validator):
         return access_token
 
     def _load_access_token(self, token):
-        # userinfo's claims need the account (`sub`): read with the token, not after it.
-        token_checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        return (
-            AccessToken.objects.select_related("application", "user__account")
-            .filter(token_checksum=token_checksum)
-            .first()
-        )
+        return ACCESS_TOKEN_BY_CHECKSUM.first(hashlib.sha256(token.encode("utf-8")).hexdigest())
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs) -> bool:
         """The toolkit's checks (oauth2_provider 3.4, kept in step with it), on one query that
         also reads the person, their account and the token's login session."""
-        token_checksum = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
-        # Several rows may share a checksum (uniqueness is (token_checksum, revoked)): prefer the
-        # unrevoked row, otherwise the most recently revoked one.
-        rt = (
-            RefreshToken.objects.filter(token_checksum=token_checksum)
-            .select_related("access_token", "user__account", "refreshtokensession__login_session")
-            .order_by(F("revoked").desc(nulls_first=True))
-            .first()
-        )
+        rt = REFRESH_TOKEN_BY_CHECKSUM.first(hashlib.sha256(refresh_token.encode("utf-8")).hexdigest())
         if not rt:
             return False
         if rt.revoked is not None:
