@@ -43,7 +43,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
     "sso_client.request_log.RequestLogMiddleware",  # one log line per request, with its X-Request-ID
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "sso_client.csp.CSPMiddleware",  # django-csp's, a plain response's policy built once
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -18,13 +18,15 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from csp.middleware import CSPMiddleware, PolicyParts
+from csp.middleware import PolicyParts
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from oauth2_provider.models import get_application_model
+
+from sso_client.csp import CSPMiddleware
 
 # scheme://host[:port] and nothing more, so that no stored URI can add anything else to the header.
 ORIGIN = re.compile(r"https?://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]+)?")
@@ -77,12 +79,15 @@ def client_origins_forget() -> None:
 
 
 class ClientFormActionCSPMiddleware(CSPMiddleware):
-    """`csp.middleware.CSPMiddleware`, adding the registered clients' origins to form-action.
+    """`sso_client.csp.CSPMiddleware` (django-csp's), adding the registered clients' origins to form-action.
 
     Sits in MIDDLEWARE where django-csp's own would, right after SecurityMiddleware. Only HTML pages
     need the origins (redirects and JSON carry no form); the report-only policy, if one is ever
     set, is left as configured.
     """
+
+    def plain_policy_key(self, request: HttpRequest, response: HttpResponseBase) -> str | None:
+        return None if is_page(response) else super().plain_policy_key(request, response)
 
     def get_policy_parts(
         self, request: HttpRequest, response: HttpResponseBase, report_only: bool = False
