@@ -135,6 +135,7 @@ def markdown(result: dict) -> str:
             details.append(f"- {row['scenario']}: {note}.")
     if details:
         lines += ["", "## Details", "", *details]
+    lines += where_the_time_goes(result)
     if memory := result.get("redis_memory"):
         lines += [
             "",
@@ -179,6 +180,82 @@ def markdown(result: dict) -> str:
     if result.get("problems"):
         lines += ["", "## Problems", "", *(f"- {problem}" for problem in result["problems"])]
     return "\n".join(lines) + "\n"
+
+
+PROFILE_COLUMN_PERCENT = 2.0  # a category gets a column when it reaches this share in some profile
+PROFILE_TOP_LISTED = 5  # functions listed per profile in the Markdown (the JSON has 15)
+
+
+def where_the_time_goes(result: dict) -> list[str]:
+    """--profile: one row per (scenario, server) profiled, the main categories as columns."""
+    if not result.get("profile"):
+        return []
+    from bench.profile import CATEGORY_NAMES, SHORT, WAITING
+
+    rows = [("", row) for row in result["scenarios"]]
+    if scale := result.get("scale"):
+        rows += [("large database: ", row) for row in scale["scenarios"]]
+    profiles = [
+        (f"{label}{row['scenario']}", server, analysis)
+        for label, row in rows
+        for server, analysis in (row.get("profile") or {}).items()
+    ]
+    lines = [
+        "",
+        "## Where the time goes",
+        "",
+        f"`{result['profile']['tool']}` on each server worker the scenario loads, during its measured window; "
+        f"{result['profile']['note']}. py-spy skips the moments the worker is idle (blocked in select() between "
+        "requests), so fewer samples per second than its rate means idle time. Share of the samples (%) by "
+        "category: each sample counts for its "
+        "innermost frame that a rule of bench/profile.py's CATEGORIES matches. Columns starting with "
+        '"wait:" are the worker waiting (on the client closing, the next connection, another server), not CPU. '
+        "Collapsed stacks: bench/results/profiles/<scenario>-<server>.txt.",
+        "",
+    ]
+    good = [(name, server, analysis) for name, server, analysis in profiles if "error" not in analysis]
+    columns = [
+        category
+        for category in [*(name for name in CATEGORY_NAMES if name not in WAITING), *WAITING]  # CPU first
+        if any(analysis["categories_percent"].get(category, 0) >= PROFILE_COLUMN_PERCENT for *_, analysis in good)
+    ]
+    if good:
+        lines += [
+            "| Scenario | Server | Samples | " + " | ".join(SHORT[column] for column in columns) + " | rest |",
+            "|---|---|---:|" + "---:|" * (len(columns) + 1),
+        ]
+        for name, server, analysis in good:
+            shares = analysis["categories_percent"]
+            rest = sum(share for category, share in shares.items() if category not in columns)
+            cells = [fmt(shares.get(column), 1) if shares.get(column) else "·" for column in columns]
+            lines.append(f"| {name} | {server} | {analysis['samples']:,} | " + " | ".join(cells) + f" | {fmt(rest)} |")
+        lines += ["", "Full category names: " + "; ".join(f"{SHORT[column]} = {column}" for column in columns) + "."]
+        lines += [
+            "",
+            f"Top {PROFILE_TOP_LISTED} (the JSON has 15): product functions by inclusive share; all by self share:",
+        ]
+        for name, server, analysis in good:
+            product = ", ".join(
+                f"`{item['function']}` {fmt(item['percent'])}%"
+                for item in analysis["top_product_inclusive_percent"][:PROFILE_TOP_LISTED]
+            )
+            own = ", ".join(
+                f"`{item['function']}` {fmt(item['percent'])}%"
+                for item in analysis["top_self_percent"][:PROFILE_TOP_LISTED]
+            )
+            waiting = sum(analysis["categories_percent"].get(category, 0) for category in WAITING)
+            lines.append(
+                f"- {name}, {server} ({analysis['samples_per_second']:g} samples/s over {analysis['seconds']:g} s, "
+                f"{fmt(waiting)}% waiting; {analysis.get('py_spy_errors', 0):,} more samples py-spy could not read, "
+                f"non-blocking): product (inclusive): {product or 'none'}; self: {own or 'none'}."
+            )
+    for name, server, analysis in profiles:
+        if "error" in analysis:
+            lines.append(f"- {name}, {server}: not profiled: {analysis['error']}.")
+    for label, row in rows:
+        if row.get("profile_skipped"):
+            lines.append(f"- {label}{row['scenario']}: not profiled: {row['profile_skipped']}.")
+    return lines
 
 
 def chart(result: dict, path: Path) -> None:

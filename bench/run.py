@@ -3,6 +3,7 @@
     make bench                                   # every scenario, 10 s each (under 10 minutes)
     make bench BENCH_ARGS="--only bare,userinfo --seconds 3"
     make bench BENCH_ARGS=--scale                # also a large database (100,000 people, 1,000,000 tokens)
+    make bench BENCH_ARGS="--only bare,userinfo --seconds 3 --profile"   # where the servers' time goes
 
 What runs: a private redis-server, PostgreSQL (TEST_DATABASE_URL, or a private server from the
 system's initdb/postgres; else SQLite, and the report says so), and the IdP, site A, site B and
@@ -19,6 +20,8 @@ of its cores (the figure is then the generator's limit, not the server's). Also:
 RSS, and Redis memory per signed-in person (P people sign in at the IdP and both sites through
 the real flows), by key kind. Results go to bench/results/: a JSON file with everything,
 results.md (also printed) and results.png. Targets are judged met or missed, never hidden.
+With --profile, py-spy samples the server workers during each measured window (bench.profile):
+collapsed stacks in bench/results/profiles/, and where the time goes, by category, in the report.
 A benchmark, not a test: it exits 0 when every scenario ran, whatever the numbers.
 """
 
@@ -40,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "idp")]
 
 from bench import report  # noqa: E402
+from bench.profile import CATEGORY_NAMES, Profiler  # noqa: E402
 from bench.scenarios import FANOUT_SITES, SCENARIOS, Bench, new_secret  # noqa: E402
 from bench.services import Services  # noqa: E402
 from bench.wrk import WrkMissing, wrk_binary  # noqa: E402
@@ -59,6 +63,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--people", type=int, default=None, help="people signed in for Redis memory (default 200)")
     parser.add_argument("--scale", action="store_true", help="also on a large database (takes well over 10 minutes)")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy on the server workers during each measured window: where their time goes (bench/profile.py)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results directory")
     args = parser.parse_args(argv)
     args.only = [name.strip() for name in args.only.split(",") if name.strip()] or list(SCENARIOS)
@@ -164,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             fanout_secret=fanout_secret,
             receiver_url=receiver_url,
             workdir=workdir,
+            profiler=Profiler(out=args.out / "profiles", cores=generator_cores) if args.profile else None,
         )
 
         people_now = min(args.people, 200) if args.scale else args.people
@@ -205,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             "scale": scale,
             "problems": problems,
         }
+        if args.profile:
+            result["profile"] = {
+                "tool": Profiler.describe(),
+                "note": "throughput and latency above were measured with py-spy attached (non-blocking)",
+                "categories": CATEGORY_NAMES,
+            }
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
         return 130
@@ -221,9 +237,12 @@ def main(argv: list[str] | None = None) -> int:
 def run_scale(bench: Bench, services: Services, args: argparse.Namespace, small: list[dict], problems: list[str]):
     """Seed the large database, rerun the IdP's flows, then Redis memory with --people signed in."""
     log("--scale: seeding 100,000 people and 1,000,000 tokens (bulk inserts)")
-    seeded = services.idp_task("scale-seed", "100000", "1000000")
+    # The large population never signs in: its one shared password hash is of a random password.
+    seeded = services.idp_task("scale-seed", "100000", "1000000", extra_env={"BENCH_PASSWORD": new_secret()})
     counts = services.idp_task("counts")
     names = [name for name in SCALE_SCENARIOS if name in args.only]
+    if bench.profiler is not None:
+        bench.profiler.prefix = "large-"
     large = measure(bench, names, problems, label="large database: ")
     by_key = {row["key"]: row for row in large}
     comparison = []

@@ -8,6 +8,7 @@ load generator's own CPU.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -22,6 +23,7 @@ import httpx
 
 from bench.flows import Browser, Idp, authorize, drive, new_http, open_site, unverified_claims
 from bench.memory import breakdown, snapshot
+from bench.profile import Profiler, Session
 from bench.services import Server, Services
 from bench.wrk import run_wrk
 from tests.e2e.oidc import Client
@@ -59,6 +61,7 @@ class Bench:
     people: itertools.count = field(default_factory=lambda: itertools.count())
     cookies: list[dict[str, str]] = field(default_factory=list)
     tokens: dict = field(default_factory=dict)
+    profiler: Profiler | None = None  # --profile: py-spy on the servers during each measured window
 
     # --- shared --------------------------------------------------------------------------------------
     @property
@@ -129,6 +132,47 @@ class Bench:
     def probe(self, *servers: str) -> tuple[float, float]:
         """(CPU seconds of the named servers' workers, of redis-server and PostgreSQL) so far."""
         return sum(self.server(name).worker_cpu() for name in servers), self.services.backing_cpu()
+
+    @contextlib.contextmanager
+    def profiled(self, key: str, *servers: str, start: bool = True):
+        """With --profile, py-spy on the named servers' workers: yields (profile, session).
+
+        `profile` is a dict, filled on exit with each server's analysis (bench.profile); the
+        session starts on entry, or (start=False) when the caller starts it (`window_probe`).
+        Without --profile: ({}, None), and nothing runs.
+        """
+        profile: dict = {}
+        if self.profiler is None:
+            yield profile, None
+            return
+        session = self.profiler.session(key, {name: self.server(name).workers for name in servers})
+        if start:
+            session.start()
+        try:
+            yield profile, session
+        finally:
+            profile.update(session.finish())
+
+    @staticmethod
+    def window_probe(session: Session | None, probe):
+        """`probe` for drive(), which calls it at the start and at the end of the measured window:
+        also starts py-spy at the first call, stops it at the second."""
+        if session is None:
+            return probe
+        calls = itertools.count()
+
+        def probed() -> tuple[float, float]:
+            value = probe()
+            (session.start if next(calls) == 0 else session.stop)()
+            return value
+
+        return probed
+
+    @staticmethod
+    def with_profile(row: dict, profile: dict) -> dict:
+        if profile:
+            row["profile"] = profile
+        return row
 
     # --- set-up ------------------------------------------------------------------------------------------
     async def sign_in_people(self, count: int, concurrency: int) -> dict:
@@ -207,15 +251,16 @@ class Bench:
         if self.warmup:
             run_wrk(url, seconds=self.warmup, env=warm_env or env, **common)
         cpu0 = self.probe(server)
-        run = run_wrk(url, seconds=self.seconds, env=env, **common)
-        cpu1 = self.probe(server)
+        with self.profiled(key, server) as (profile, _):
+            run = run_wrk(url, seconds=self.seconds, env=env, **common)
+            cpu1 = self.probe(server)
         statuses = dict(run.statuses)
         for kind, count in run.socket_errors.items():
             statuses[f"socket {kind}"] = count
         notes = []
         if run.exhausted:
             notes.append(f"{run.exhausted} requests had no fresh refresh token left")
-        return self.row(
+        row = self.row(
             key,
             name,
             "req/s",
@@ -230,6 +275,7 @@ class Bench:
             load_generator="wrk",
             **extra,
         )
+        return self.with_profile(row, profile)
 
     def basic(self) -> str:
         import base64
@@ -291,16 +337,18 @@ class Bench:
         async def flow(browser: Browser, number: int) -> None:
             await authorize(browser, self.idp, self.site_a, self.person())
 
-        run = asyncio.run(
-            drive(
-                flow,
-                concurrency=self.connections,
-                warmup=self.warmup,
-                seconds=self.seconds,
-                probe=lambda: self.probe("idp"),
+        with self.profiled("signin", "idp", start=False) as (profile, session):
+            run = asyncio.run(
+                drive(
+                    flow,
+                    concurrency=self.connections,
+                    warmup=self.warmup,
+                    seconds=self.seconds,
+                    probe=self.window_probe(session, lambda: self.probe("idp")),
+                )
             )
-        )
-        return [self.flow_row("signin", SCENARIOS["signin"], "flows/s", run, requests_per_flow=5)]
+        row = self.flow_row("signin", SCENARIOS["signin"], "flows/s", run, requests_per_flow=5)
+        return [self.with_profile(row, profile)]
 
     def flow_row(self, key: str, name: str, unit: str, run, **extra) -> dict:
         failures = {f"flow failed: {reason}": count for reason, count in run.failures.items()}
@@ -370,16 +418,17 @@ class Bench:
         server_to_server = (logged - browser_requests) / flows_seen if flows_seen else None
         redirects = hops.most_common(1)[0][0] if hops else None
         hops.clear()
-        run = asyncio.run(
-            drive(
-                flow,
-                concurrency=self.connections,
-                warmup=self.warmup,
-                seconds=self.seconds,
-                probe=lambda: self.probe("idp", "site_b"),
+        with self.profiled("sso_hop", "idp", "site_b", start=False) as (profile, session):
+            run = asyncio.run(
+                drive(
+                    flow,
+                    concurrency=self.connections,
+                    warmup=self.warmup,
+                    seconds=self.seconds,
+                    probe=self.window_probe(session, lambda: self.probe("idp", "site_b")),
+                )
             )
-        )
-        row = self.flow_row("sso_hop", SCENARIOS["sso_hop"], "hops/s", run)
+        row = self.with_profile(self.flow_row("sso_hop", SCENARIOS["sso_hop"], "hops/s", run), profile)
         row.update(
             redirects=redirects,
             server_to_server_calls=round(server_to_server, 2) if server_to_server is not None else None,
@@ -460,6 +509,11 @@ class Bench:
             all_delivered_ms=percentiles(found["delivered"]),
         )
         row["note"] = "sign-outs one at a time; throughput = 1 / mean sign-out time"
+        if self.profiler is not None:
+            row["profile_skipped"] = (
+                "each measured sign-out lasts milliseconds between unmeasured sign-ins at the IdP (the set-up), "
+                "and py-spy cannot be paused: a profile would mostly show the set-up"
+            )
         return row
 
     # --- memory and processes -------------------------------------------------------------------------------
