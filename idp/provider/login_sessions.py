@@ -19,6 +19,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_grant_model, get_refresh_token_model
 
 from ops.metrics import login_session_ended
+from provider.compiled_queries import CompiledQuery
 from provider.models import GrantSession, LoginSession, LoginSessionClient, RefreshTokenSession
 
 Grant = get_grant_model()
@@ -54,10 +55,16 @@ def login_session_start(
     return login_session
 
 
+#: The login session of a sid (unique), compiled once per process: every authorization reads it.
+LOGIN_SESSION_BY_SID = CompiledQuery(LoginSession, lambda sid: LoginSession.objects.filter(sid=sid)[:1], "\x01sid")
+
+
 def active(sid: str | None) -> LoginSession | None:
+    """The live (not ended, not expired) login session of `sid`, if there is one."""
     if not sid:
         return None
-    return LoginSession.objects.filter(sid=sid, ended__isnull=True, expires__gt=timezone.now()).first()
+    login_session = LOGIN_SESSION_BY_SID.first(sid)
+    return login_session if is_active(login_session) else None
 
 
 def is_active(login_session: LoginSession | None) -> bool:
