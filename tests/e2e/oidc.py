@@ -103,6 +103,16 @@ class Provider:
         return f"{self.metadata['authorization_endpoint']}?{urlencode(params)}"
 
     # --- a person in a browser ------------------------------------------------------------------
+    def end_session(self, browser: requests.Session, **params: str) -> requests.Response:
+        """The end-session endpoint (RP-initiated logout) asked by `browser`, not followed."""
+        return browser.get(self.metadata["end_session_endpoint"], params=params, allow_redirects=False, timeout=30)
+
+    def still_signed_in(self, browser: requests.Session, client: Client) -> bool:
+        """Whether `browser` still has an IdP session: a silent authorization (prompt=none) gives a code."""
+        request = AuthRequest(client)
+        response = browser.get(self.authorize_url(request.params(prompt="none")), allow_redirects=False, timeout=30)
+        return "code=" in response.headers.get("Location", "")
+
     def follow(self, browser: requests.Session, url: str, *, stop_at: str, limit: int = 10) -> list[requests.Response]:
         """GET `url`, following redirects until one leaves for `stop_at` (not fetched) or a page."""
         hops = []

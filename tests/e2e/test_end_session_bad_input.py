@@ -21,24 +21,14 @@ def signed_in(idp, client, alice) -> tuple[requests.Session, str]:
     return browser, idp.exchange(request, code).json()["id_token"]
 
 
-def end_session(idp, browser, **params) -> requests.Response:
-    return browser.get(idp.metadata["end_session_endpoint"], params=params, allow_redirects=False, timeout=30)
-
-
-def still_signed_in(idp, browser, client) -> bool:
-    request = AuthRequest(client)
-    response = browser.get(idp.authorize_url(request.params(prompt="none")), allow_redirects=False, timeout=30)
-    return "code=" in response.headers.get("Location", "")
-
-
 def test_unknown_client_id_is_a_readable_400(idp, site_a_client, alice):
     browser, _ = signed_in(idp, site_a_client, alice)
     for client_id in ("no-such-client", "x" * 500, "' OR 1=1 --", "ä\u202e"):
-        response = end_session(idp, browser, client_id=client_id, post_logout_redirect_uri="https://attacker.example/")
+        response = idp.end_session(browser, client_id=client_id, post_logout_redirect_uri="https://attacker.example/")
         assert response.status_code == 400, client_id
         assert "Location" not in response.headers
         assert "refused" in response.text
-    assert still_signed_in(idp, browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
 
 
 def _segment(data) -> str:
@@ -81,18 +71,17 @@ def hints(idp, genuine: str) -> dict[str, str]:
 )
 def test_a_bad_hint_is_a_readable_400_and_signs_nobody_out(idp, site_a_client, alice, kind):
     browser, id_token = signed_in(idp, site_a_client, alice)
-    response = end_session(idp, browser, id_token_hint=hints(idp, id_token)[kind])
+    response = idp.end_session(browser, id_token_hint=hints(idp, id_token)[kind])
     assert response.status_code == 400, response.text[:300]
     assert "Location" not in response.headers
     assert "refused" in response.text
-    assert still_signed_in(idp, browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
 
 
 def test_a_hint_of_another_client_with_this_client_id_is_refused(idp, site_a_client, site_b_client, alice):
     browser, _ = signed_in(idp, site_a_client, alice)
     _, for_site_b = signed_in(idp, site_b_client, alice)
-    response = end_session(
-        idp,
+    response = idp.end_session(
         browser,
         id_token_hint=for_site_b,
         client_id="site-a",
@@ -100,7 +89,7 @@ def test_a_hint_of_another_client_with_this_client_id_is_refused(idp, site_a_cli
     )
     assert response.status_code == 400
     assert "Location" not in response.headers
-    assert still_signed_in(idp, browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
 
 
 def test_an_expired_hint_still_signs_its_person_out(idp, site_a_client, alice):
@@ -110,17 +99,17 @@ def test_an_expired_hint_still_signs_its_person_out(idp, site_a_client, alice):
     while time.time() < expires + 1:  # ACCESS_TOKEN_SECONDS is short in the tests
         time.sleep(0.2)
     site = site_a_client.redirect_uri.removesuffix("/sso/callback/")
-    response = end_session(
-        idp, browser, id_token_hint=id_token, client_id="site-a", post_logout_redirect_uri=f"{site}/sso/signed-out/"
+    response = idp.end_session(
+        browser, id_token_hint=id_token, client_id="site-a", post_logout_redirect_uri=f"{site}/sso/signed-out/"
     )
     assert response.status_code == 302
     assert response.headers["Location"].startswith(f"{site}/sso/signed-out/")
-    assert not still_signed_in(idp, browser, site_a_client)
+    assert not idp.still_signed_in(browser, site_a_client)
 
 
 def test_a_genuine_hint_signs_out_without_asking(idp, site_a_client, alice):
     browser, id_token = signed_in(idp, site_a_client, alice)
     site = site_a_client.redirect_uri.removesuffix("/sso/callback/")
-    response = end_session(idp, browser, id_token_hint=id_token, post_logout_redirect_uri=f"{site}/sso/signed-out/")
+    response = idp.end_session(browser, id_token_hint=id_token, post_logout_redirect_uri=f"{site}/sso/signed-out/")
     assert response.status_code == 302
-    assert not still_signed_in(idp, browser, site_a_client)
+    assert not idp.still_signed_in(browser, site_a_client)

@@ -25,24 +25,13 @@ def signed_in(idp, client, alice) -> tuple[requests.Session, str]:
     return browser, json.loads(base64.urlsafe_b64decode(id_token.split(".")[1] + "=="))["sid"]
 
 
-def end_session(idp, browser, **params) -> requests.Response:
-    return browser.get(idp.metadata["end_session_endpoint"], params=params, allow_redirects=False, timeout=30)
-
-
-def still_signed_in(idp, browser, client) -> bool:
-    request = AuthRequest(client)
-    response = browser.get(idp.authorize_url(request.params(prompt="none")), allow_redirects=False, timeout=30)
-    return "code=" in response.headers.get("Location", "")
-
-
 def signed_out_uri(client) -> str:
     return f"{client.redirect_uri.removesuffix('/sso/callback/')}/sso/signed-out/"
 
 
 def test_the_sessions_own_sid_signs_out_without_asking_and_goes_back(idp, site_a_client, alice):
     browser, sid = signed_in(idp, site_a_client, alice)
-    response = end_session(
-        idp,
+    response = idp.end_session(
         browser,
         client_id=site_a_client.client_id,
         logout_hint=sid,
@@ -51,14 +40,13 @@ def test_the_sessions_own_sid_signs_out_without_asking_and_goes_back(idp, site_a
     )
     assert response.status_code == 302, response.text[:300]
     assert response.headers["Location"] == f"{signed_out_uri(site_a_client)}?state=back-to-a"
-    assert not still_signed_in(idp, browser, site_a_client)
+    assert not idp.still_signed_in(browser, site_a_client)
 
 
 def test_the_sid_of_another_browser_asks_and_signs_nobody_out(idp, site_a_client, alice):
     browser, _ = signed_in(idp, site_a_client, alice)
     other_browser, other_sid = signed_in(idp, site_a_client, alice)
-    response = end_session(
-        idp,
+    response = idp.end_session(
         browser,
         client_id=site_a_client.client_id,
         logout_hint=other_sid,
@@ -66,8 +54,8 @@ def test_the_sid_of_another_browser_asks_and_signs_nobody_out(idp, site_a_client
     )
     assert response.status_code == 200, "the confirmation page"
     assert "Location" not in response.headers
-    assert still_signed_in(idp, browser, site_a_client)
-    assert still_signed_in(idp, other_browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
+    assert idp.still_signed_in(other_browser, site_a_client)
 
 
 @pytest.mark.parametrize(
@@ -84,8 +72,7 @@ def test_the_sid_of_another_browser_asks_and_signs_nobody_out(idp, site_a_client
 )
 def test_a_garbage_hint_asks_or_refuses_never_a_server_error(idp, site_a_client, alice, hint):
     browser, _ = signed_in(idp, site_a_client, alice)
-    response = end_session(
-        idp,
+    response = idp.end_session(
         browser,
         client_id=site_a_client.client_id,
         logout_hint=hint,
@@ -93,17 +80,16 @@ def test_a_garbage_hint_asks_or_refuses_never_a_server_error(idp, site_a_client,
     )
     assert response.status_code == 200 or 400 <= response.status_code < 500, response.status_code
     assert "Location" not in response.headers
-    assert still_signed_in(idp, browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
 
 
 def test_the_right_sid_with_another_clients_id_asks(idp, site_a_client, site_b_client, alice):
     browser, sid = signed_in(idp, site_a_client, alice)  # site-b got no tokens in this session
-    response = end_session(
-        idp,
+    response = idp.end_session(
         browser,
         client_id=site_b_client.client_id,
         logout_hint=sid,
         post_logout_redirect_uri=signed_out_uri(site_b_client),
     )
     assert response.status_code == 200
-    assert still_signed_in(idp, browser, site_a_client)
+    assert idp.still_signed_in(browser, site_a_client)
