@@ -88,8 +88,8 @@ def markdown(result: dict) -> str:
         f"Django {machine['django']}; commit {machine['commit'][:12]}.",
         f"Database: **{result['database']}**"
         + (
-            " (durability off, as devstack runs its private servers: fsync, full-page writes and synchronous"
-            " commit; a commit waits for no disk)"
+            " (shared_buffers 1 GB; durability off, as devstack runs its private servers: fsync, full-page"
+            " writes and synchronous commit; a commit waits for no disk)"
             if "private server" in result["database"]
             else ""
         )

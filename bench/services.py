@@ -22,6 +22,9 @@ from devstack.redis_server import RedisServer
 from devstack.stack import BIN, IDP, REPO_ROOT, SITE_A, SITE_B, Site, Stack
 from idp_server.signing_key import generate_rsa_private_key_pem, write_private_file
 
+#: A private PostgreSQL sized as a production one would be for the data the bench makes (--scale:
+#: 1,000,000 tokens and their indexes hold a few hundred MB), not as the tests' tiny one is.
+PRIVATE_POSTGRESQL_SETTINGS = {"shared_buffers": "1GB", "effective_cache_size": "4GB"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -103,7 +106,9 @@ class Services:
     # --- start-up -------------------------------------------------------------------------------
     def start_backing(self) -> None:
         """A database (PostgreSQL when there is one, else SQLite) and a private redis-server."""
-        self._databases = self._exit.enter_context(databases_for_tests(self.state / "databases"))
+        self._databases = self._exit.enter_context(
+            databases_for_tests(self.state / "databases", server_settings=PRIVATE_POSTGRESQL_SETTINGS)
+        )
         self.database = self._databases.description
         server = getattr(self._databases, "server", None)
         if server is not None and server.process is not None:

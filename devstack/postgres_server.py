@@ -68,8 +68,16 @@ class PostgresServer:
     synchronous commit): the data is thrown away anyway. No Unix socket, TCP on 127.0.0.1 only.
     """
 
-    def __init__(self, *, parent: Path | None = None, port: int | None = None, bindir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        parent: Path | None = None,
+        port: int | None = None,
+        bindir: Path | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.parent = parent
+        self.settings = settings or {}  # server settings over the defaults below
         self.port = port or free_port()
         self.bindir = bindir or postgres_bindir()
         self.directory: Path | None = None
@@ -137,6 +145,7 @@ class PostgresServer:
                 "synchronous_commit": "off",
                 "max_connections": "200",
                 "shared_buffers": "32MB",
+                **self.settings,
             }
             args = [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port)]
             for name, value in settings.items():
@@ -301,7 +310,9 @@ NO_POSTGRES = (
 
 
 @contextmanager
-def databases_for_tests(directory: Path) -> Iterator[PostgresDatabases | SqliteDatabases]:
+def databases_for_tests(
+    directory: Path, *, server_settings: dict[str, str] | None = None
+) -> Iterator[PostgresDatabases | SqliteDatabases]:
     """What the tests run on: TEST_DATABASE_URL; else a private server; else SQLite files in `directory`.
 
     Everything made here is dropped, and a private server stopped and removed, on exit, even
@@ -317,7 +328,7 @@ def databases_for_tests(directory: Path) -> Iterator[PostgresDatabases | SqliteD
     elif postgres_bindir() is None:
         databases = SqliteDatabases(directory, origin=NO_POSTGRES)
     else:
-        server = PostgresServer()
+        server = PostgresServer(settings=server_settings)
         try:
             server.start()
         except (ProcessFailed, OSError) as error:
