@@ -21,10 +21,10 @@ class PersonPasswordHasher(Argon2PasswordHasher):
 
     19 MiB of memory, 2 passes, 1 lane: OWASP's minimum for Argon2id (Password Storage Cheat
     Sheet: m=19456 KiB, t=2, p=1), which its authors rate as strong as their higher-memory
-    settings. Why not more: the hash is the whole cost of a password sign-in, and the product's
-    target is 30 sign-ins a second on one core. One hash takes about 27 ms on one core of the
-    2-core CI machine (the previous 64 MiB and 3 passes took about 150 ms: 3 sign-ins a
-    second), and each sign-in being hashed holds 19 MiB: 152 MiB at worst for gunicorn's default
+    settings. Why not more: the hash is the largest cost of a password sign-in (about half of
+    the whole flow's CPU, docs/performance.md), and the product aims at 30 sign-ins a second on
+    one core. One hash takes about 27 ms on one core of the 2-core CI machine (the previous
+    64 MiB and 3 passes took about 150 ms), and each sign-in being hashed holds 19 MiB: 152 MiB at worst for gunicorn's default
     2 workers times 4 threads. One lane, not four: lanes only spread a single hash over several
     cores, and a server already hashes several sign-ins at once on its few cores; an attacker's
     cost is the same.
