@@ -3,7 +3,8 @@
 A signed-in page view costs the session read that SessionMiddleware does anyway, and nothing
 more: whether someone is signed in is decided from the session (Django's user key and this
 app's token), not from `request.user`, which stays lazy. A page that uses `request.user` looks
-the user up itself; a page that does not use it makes no database query at all.
+the user up itself; a page that does not use it makes no database query at all. A request that
+may change something (a POST…) has its user looked up first: it never runs for a user that is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from sso_client.pages import idp_unavailable_page, problem_page
 from sso_client.tokens import SESSION_TOKEN_KEY, Freshness, keep_token_fresh
 
 logger = logging.getLogger(__name__)
+
+#: Methods that change nothing (RFC 9110 9.2.1): a page view; the others may change something.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 @lru_cache(maxsize=8)
@@ -64,6 +68,11 @@ class SsoMiddleware:
             return self.get_response(request)
         try:
             if signed_in_by_session(request) and keep_token_fresh(request) is Freshness.FRESH:
+                if request.method not in SAFE_METHODS and not request.user.is_authenticated:
+                    # A form post or a script's change runs only for a user who exists here, so
+                    # the user is looked up first (one query, on these requests only).
+                    logout(request)
+                    return self.sign_in_required(request)
                 response = self.get_response(request)
                 if self.user_is_gone(request):
                     # The session names a user that no longer exists here (deleted), or whose

@@ -189,6 +189,20 @@ def test_a_post_of_a_user_deleted_here_is_a_401(client, signing_key, idp_http):
     assert response.status_code == 401
 
 
+def test_a_post_of_a_user_deleted_here_never_reaches_the_view(client, signing_key, idp_http):
+    """A form post can change things: it runs only for a user who exists, never as nobody."""
+    from tests.sso_client.urls import POSTED_BY
+
+    POSTED_BY.clear()
+    sign_in(client, signing_key, idp_http)
+    assert client.post("/post/").status_code == 200
+    assert POSTED_BY == [Identity.objects.get().user.username]  # noqa: SIM300 - what the view saw
+    get_user_model().objects.all().delete()
+    assert client.post("/post/").status_code == 401
+    assert len(POSTED_BY) == 1, "the view did not run for the user that is gone"
+    assert SESSION_KEY not in client.session
+
+
 def test_a_session_whose_auth_hash_no_longer_matches_signs_in_afresh(client, signing_key, idp_http):
     sign_in(client, signing_key, idp_http)
     user = Identity.objects.get(subject="sub-1").user
