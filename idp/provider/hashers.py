@@ -24,10 +24,10 @@ class PersonPasswordHasher(Argon2PasswordHasher):
     settings. Why not more: the hash is the largest cost of a password sign-in (about half of
     the whole flow's CPU, docs/performance.md), and the product aims at 30 sign-ins a second on
     one core. One hash takes about 27 ms on one core of the 2-core CI machine (the previous
-    64 MiB and 3 passes took about 150 ms), and each sign-in being hashed holds 19 MiB: 152 MiB at worst for gunicorn's default
-    2 workers times 4 threads. One lane, not four: lanes only spread a single hash over several
-    cores, and a server already hashes several sign-ins at once on its few cores; an attacker's
-    cost is the same.
+    64 MiB and 3 passes took about 150 ms), and each sign-in being hashed holds 19 MiB: 152 MiB
+    at worst for gunicorn's default 2 workers times 4 threads. One lane, not four: lanes only
+    spread a single hash over several cores, and a server already hashes several sign-ins at
+    once on its few cores; an attacker's cost is the same.
 
     Stored as `argon2$argon2id$v=19$m=19456,t=2,p=1$...`. A password stored with other
     parameters (the previous `m=65536,t=3,p=1` included) or with PBKDF2 is re-hashed with these
