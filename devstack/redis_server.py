@@ -28,10 +28,13 @@ class RedisServer:
     across restarts of `make run`).
     """
 
-    def __init__(self, directory: Path, *, port: int | None = None, persist: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, port: int | None = None, persist: bool = False, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persist = persist
+        self.extra_args = extra_args  # more redis-server options, e.g. ("--cluster-enabled", "yes")
         self.process: ManagedProcess | None = None
 
     @property
@@ -54,6 +57,7 @@ class RedisServer:
             "yes" if self.persist else "no",
             "--protected-mode",
             "yes",
+            *self.extra_args,
         ]
         self.process = ManagedProcess(
             "redis-server", args, env=dict(os.environ), cwd=self.directory, log_path=self.directory / "redis.log"

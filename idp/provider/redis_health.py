@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 import redis
 from django.conf import settings
 
+from sso_client.health import redis_cluster_problem
+
 
 def redacted(url: str) -> str:
     """`url` with any password replaced, fit to print."""
@@ -23,6 +25,8 @@ def redis_problem() -> str | None:
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2) as client:
             client.ping()
+            if problem := redis_cluster_problem(client):
+                return problem
     except (redis.RedisError, ValueError, OSError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"Cannot reach Redis at {redacted(url)} ({reason}). Start Redis or set REDIS_URL to a running one."

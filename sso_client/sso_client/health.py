@@ -28,6 +28,28 @@ def session_store_problem() -> str | None:
     return None
 
 
+def redis_cluster_problem(client) -> str | None:
+    """One line when `client` (a redis-py client) is connected to a node of a Redis Cluster.
+
+    Cluster is not supported: a session save reads two keys at once, the logout index and the
+    back-channel retry queue (RQ) use several keys per operation, and in a cluster such keys live
+    in different slots (CROSSSLOT). One Redis server, with a replica and Sentinel for failover, is
+    what the product runs on (docs/deploy.md).
+    """
+    import redis
+
+    try:
+        enabled = client.info("cluster").get("cluster_enabled")
+    except redis.ResponseError:  # a server or proxy without INFO cluster: no cluster to speak of
+        return None
+    if not enabled:
+        return None
+    return (
+        "REDIS_URL names a node of a Redis Cluster, which is not supported (keys used together would "
+        "live in different slots): give it one Redis server (with a replica and Sentinel for failover)."
+    )
+
+
 def wsgi_application():
     """Django's WSGI application, or exit with one readable line when the site cannot serve.
 
@@ -40,6 +62,9 @@ def wsgi_application():
         application = get_wsgi_application()
     except ImproperlyConfigured as error:
         sys.exit(_refuse(str(error)))
+    # A cluster node answers, but refuses the keys of the slots it does not serve: asked first.
+    if problem := _session_store_cluster_problem():
+        sys.exit(_refuse(problem))
     if problem := session_store_problem():
         sys.exit(_refuse(f"{problem} Start Redis or set REDIS_URL to a running one."))
     from sso_client.database import database_problem
@@ -47,6 +72,18 @@ def wsgi_application():
     if problem := database_problem():
         sys.exit(_refuse(problem))
     return application
+
+
+def _session_store_cluster_problem() -> str | None:
+    try:
+        from django_redis import get_redis_connection
+
+        client = get_redis_connection(getattr(settings, "SESSION_CACHE_ALIAS", "default"))
+        return redis_cluster_problem(client)
+    except (ImportError, NotImplementedError):  # not django-redis: nothing to ask
+        return None
+    except Exception:  # unreachable, or a URL it cannot use: session_store_problem() says so
+        return None
 
 
 def _refuse(message: str) -> int:

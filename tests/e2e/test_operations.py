@@ -107,3 +107,47 @@ def test_logs_hold_no_codes_tokens_or_passwords(stack, idp, site_a_client, alice
         request.verifier,
     ):
         assert secret not in log
+
+
+# --- Redis Cluster is refused ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cluster_node_url(tmp_path_factory):
+    """A redis-server running in cluster mode (one node, no slots yet): what a cluster URL reaches."""
+    from devstack.redis_server import RedisServer
+
+    directory = tmp_path_factory.mktemp("cluster-node")
+    # A cluster node also listens on its port + 10000 (the cluster bus): the port must leave room.
+    port = next(port for port in iter(free_port, None) if port + 10000 <= 65535)
+    node = RedisServer(
+        directory,
+        port=port,
+        extra_args=("--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf")),
+    ).start()
+    try:
+        yield node.url
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize("site", ["idp", "site_a"])
+def test_a_redis_cluster_is_refused_at_start_up_with_one_line(no_redis_env, tmp_path, cluster_node_url, site):
+    from devstack.stack import SITE_A
+
+    served = {"idp": IDP, "site_a": SITE_A}[site]
+    env = {**no_redis_env, "REDIS_URL": cluster_node_url, "BIND": f"127.0.0.1:{free_port()}"}
+    env["SITE_A_DATABASE_URL"] = f"sqlite:///{tmp_path / 'site_a.sqlite3'}"
+    server = ManagedProcess(
+        site,
+        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), served.wsgi],
+        env=env,
+        cwd=served.directory,
+        log_path=tmp_path / f"{site}.log",
+    )
+    try:
+        server.popen.wait(timeout=30)
+    finally:
+        server.stop()
+    assert server.popen.returncode != 0
+    output = server.log_path.read_text()
+    assert_one_clear_line(output)
+    assert "Redis Cluster" in output and "not supported" in output
