@@ -26,6 +26,23 @@ class Site:
         )
 
 
+def start_and_wait_for_exit(site: Site, env: dict[str, str], log_dir: Path) -> tuple[int, str]:
+    """Serve `site` with gunicorn as production does, and wait for it to stop by itself (it is
+    expected to refuse to start); returns its exit code and what it wrote. Stopped after 30 s."""
+    server = ManagedProcess(
+        site.name,
+        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), site.wsgi],
+        env={**env, "BIND": f"127.0.0.1:{free_port()}"},
+        cwd=site.directory,
+        log_path=log_dir / f"{site.name}.log",
+    )
+    try:
+        server.popen.wait(timeout=30)
+    finally:
+        server.stop()
+    return server.popen.returncode, server.log_path.read_text()
+
+
 IDP = Site("idp", REPO_ROOT / "idp", "idp_server.wsgi")
 SITE_A = Site("site_a", REPO_ROOT / "client_site_a", "site_a.wsgi")
 SITE_B = Site("site_b", REPO_ROOT / "client_site_b", "site_b.wsgi")

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from devstack.processes import ManagedProcess, free_port
-from devstack.stack import BIN, IDP, REPO_ROOT, SITE_A, SITE_B, Site
+from devstack.processes import free_port
+from devstack.stack import IDP, SITE_A, SITE_B, start_and_wait_for_exit
 
 VARIABLES = {"idp": "DATABASE_URL", "site_a": "SITE_A_DATABASE_URL", "site_b": "SITE_B_DATABASE_URL"}
 SITES = [IDP, SITE_A, SITE_B]
@@ -34,21 +34,6 @@ def server_env(production_env, tmp_path) -> dict[str, str]:
         "SSO_LOCAL_DIR": str(tmp_path),
         **{variable: f"sqlite:///{tmp_path / name}.sqlite3" for name, variable in VARIABLES.items()},
     }
-
-
-def start_and_wait_for_exit(site: Site, env: dict[str, str], log_dir) -> tuple[int, str]:
-    server = ManagedProcess(
-        site.name,
-        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), site.wsgi],
-        env={**env, "BIND": f"127.0.0.1:{free_port()}"},
-        cwd=site.directory,
-        log_path=log_dir / f"{site.name}.log",
-    )
-    try:
-        server.popen.wait(timeout=30)
-    finally:
-        server.stop()
-    return server.popen.returncode, server.log_path.read_text()
 
 
 def assert_one_line_naming(variable: str, output: str, *, secret: str | None = None, prefix: str = "error: ") -> None:

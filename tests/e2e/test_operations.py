@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.processes import ManagedProcess, free_port
-from devstack.stack import BIN, IDP, REPO_ROOT
+from devstack.processes import free_port
+from devstack.stack import IDP, REPO_ROOT, SITE_A, start_and_wait_for_exit
 
 pytestmark = pytest.mark.usefixtures("redis_url")
 
@@ -34,22 +34,12 @@ def assert_one_clear_line(output: str) -> None:
 
 @pytest.mark.parametrize("given_url", ["unreachable", "redis//no-scheme", "mysql://127.0.0.1/0", "redis://:@/x?db=a"])
 def test_the_idp_server_refuses_to_start_without_redis(no_redis_env, tmp_path, given_url):
-    env = {**no_redis_env, "BIND": f"127.0.0.1:{free_port()}"}
+    env = dict(no_redis_env)
     if given_url != "unreachable":  # a malformed REDIS_URL is named just the same
         env["REDIS_URL"] = given_url
-    server = ManagedProcess(
-        "idp",
-        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), IDP.wsgi],
-        env=env,
-        cwd=IDP.directory,
-        log_path=tmp_path / "idp.log",
-    )
-    try:
-        server.popen.wait(timeout=30)
-    finally:
-        server.stop()
-    assert server.popen.returncode != 0
-    assert_one_clear_line(server.log_path.read_text())
+    code, output = start_and_wait_for_exit(IDP, env, tmp_path)
+    assert code != 0
+    assert_one_clear_line(output)
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["check"], ["seed_demo"]])
@@ -131,23 +121,10 @@ def cluster_node_url(tmp_path_factory):
 
 @pytest.mark.parametrize("site", ["idp", "site_a"])
 def test_a_redis_cluster_is_refused_at_start_up_with_one_line(no_redis_env, tmp_path, cluster_node_url, site):
-    from devstack.stack import SITE_A
-
     served = {"idp": IDP, "site_a": SITE_A}[site]
-    env = {**no_redis_env, "REDIS_URL": cluster_node_url, "BIND": f"127.0.0.1:{free_port()}"}
+    env = {**no_redis_env, "REDIS_URL": cluster_node_url}
     env["SITE_A_DATABASE_URL"] = f"sqlite:///{tmp_path / 'site_a.sqlite3'}"
-    server = ManagedProcess(
-        site,
-        [str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py"), served.wsgi],
-        env=env,
-        cwd=served.directory,
-        log_path=tmp_path / f"{site}.log",
-    )
-    try:
-        server.popen.wait(timeout=30)
-    finally:
-        server.stop()
-    assert server.popen.returncode != 0
-    output = server.log_path.read_text()
+    code, output = start_and_wait_for_exit(served, env, tmp_path)
+    assert code != 0
     assert_one_clear_line(output)
     assert "Redis Cluster" in output and "not supported" in output
