@@ -116,6 +116,9 @@ SSO_CLIENT = {
     "POST_LOGOUT_REDIRECT_URI": f"{SITE_URL}/sso/signed-out/",
     "PUBLIC_PATHS": ["/about/", "/-/health/", "/-/metrics"],
     "REFRESH_MARGIN_SECONDS": int(os.environ.get("SSO_REFRESH_MARGIN_SECONDS", 60)),
+    # How long the IdP's discovery document and JWKS are kept (a retired signing key stops
+    # verifying here within this time; a new key is fetched at once).
+    "METADATA_CACHE_SECONDS": int(os.environ.get("SSO_METADATA_CACHE_SECONDS", 3600)),
 }
 
 LANGUAGE_CODE = "en-us"
