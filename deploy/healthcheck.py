@@ -56,7 +56,9 @@ def check_worker(queue_name: str) -> str | None:
     import redis
     from rq import Queue, Worker
 
-    connection = redis.Redis.from_url(os.environ["REDIS_URL"], socket_connect_timeout=TIMEOUT_SECONDS)
+    from sso_client.redis_deployment import RedisDeployment
+
+    connection = RedisDeployment.from_environ().client(timeout=TIMEOUT_SECONDS)
     try:
         workers = Worker.all(queue=Queue(queue_name, connection=connection))
     except redis.RedisError as error:

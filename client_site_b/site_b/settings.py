@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from sso_client.database import database_config
 from sso_client.env import env_flag, local_default
 from sso_client.production import shared_settings
+from sso_client.redis_deployment import RedisDeployment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL_DIR = Path(os.environ.get("SSO_LOCAL_DIR", BASE_DIR.parent / ".local"))
@@ -87,21 +88,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions in Redis only, under this site's own key prefix, with cookie names of its own: browsers
 # do not separate cookies by port, so sites on one host must not share cookie names.
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "site_b",
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
-            # JSON, not django-redis's default pickle: a pickle written to the shared Redis by
-            # anyone would run as code here (a system check refuses pickle).
-            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
-        },
-    }
-}
+# One Redis server, or a Sentinel deployment (REDIS_SENTINELS): see sso_client.redis_deployment.
+CACHES = {"default": RedisDeployment.from_environ().cache(key_prefix="site_b")}
 SESSION_ENGINE = "sso_client.sessions"  # Django's cache sessions, kept ended after a logout
 SESSION_COOKIE_NAME = "site_b_sessionid"
 CSRF_COOKIE_NAME = "site_b_csrftoken"

@@ -11,3 +11,6 @@ urlpatterns = [
     path("-/health/", include("sso_client.health")),
     path("-/metrics", include("sso_client.metrics")),  # loopback, METRICS_ALLOWED_IPS, METRICS_TOKEN
 ]
+
+# Redis unreachable or failing over: a readable 503 page with Retry-After, never a 500.
+handler500 = "sso_client.pages.server_error"

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from idp_server.database import database_config
 from idp_server.signing_key import load_signing_keys
 from sso_client.production import shared_settings
+from sso_client.redis_deployment import RedisDeployment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = BASE_DIR.parent
@@ -128,24 +129,12 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Sessions live in Redis only (no database copy), under a key prefix of the IdP's own.
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "idp",
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
-            # JSON, not django-redis's default pickle: a pickle written to the shared Redis by
-            # anyone would run as code here (a system check refuses pickle).
-            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
-        },
-    }
-}
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in Redis only (no database copy), under a key prefix of the IdP's own. One Redis
+# server, or a Sentinel deployment (REDIS_SENTINELS): see sso_client.redis_deployment.
+_redis = RedisDeployment.from_environ()
+REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_PASSWORD = _redis.url, _redis.sentinels, _redis.sentinel_password
+CACHES = {"default": _redis.cache(key_prefix="idp")}
+SESSION_ENGINE = "sso_client.cache_sessions"  # Django's cache sessions; Redis down is a 503, not signed out
 SESSION_CACHE_ALIAS = "default"
 # Browsers do not separate cookies by port: every site on one host needs cookie names of its own.
 SESSION_COOKIE_NAME = "idp_sessionid"

@@ -9,11 +9,9 @@ every replica: aggregate them with max(), not sum().
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import lru_cache
 
 import redis
 import structlog
-from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -48,9 +46,11 @@ def _count(connection, outcome: str) -> None:
         log.warning("backchannel_logout_retry_not_counted", outcome=outcome, error=type(error).__name__)
 
 
-@lru_cache(maxsize=4)
-def scrape_connection(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS)
+def scrape_connection() -> redis.Redis:
+    """The Redis primary, with the scrape's short wait (one client per process, pooled)."""
+    from provider.redis_health import redis_deployment
+
+    return redis_deployment().client(timeout=REDIS_TIMEOUT_SECONDS)
 
 
 class RetryQueueCollector:
@@ -64,7 +64,7 @@ class RetryQueueCollector:
         self.queue_name = queue_name
 
     def collect(self) -> Iterator:
-        connection = scrape_connection(settings.REDIS_URL)
+        connection = scrape_connection()
         queue = Queue(self.queue_name, connection=connection, serializer=JSONSerializer)
         try:
             pipeline = connection.pipeline(transaction=False)

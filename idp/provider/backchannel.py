@@ -18,7 +18,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import redis
 import requests
 from django.conf import settings
 from django.db import close_old_connections
@@ -31,6 +30,7 @@ from rq.serializers import JSONSerializer
 from ops.backchannel import retry_delivered, retry_failed
 from ops.metrics import backchannel_delivery_counted
 from provider.models import LoginSession
+from provider.redis_health import redis_deployment
 from provider.selectors import account_for
 from provider.signing import key_id, signing_key, signing_pem
 from sso_client.logs import request_id_headers
@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 #: The `events` member that makes a JWT a logout token (spec section 2.4).
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 QUEUE_NAME = "backchannel-logout"
+#: How long a logout token is valid (its `exp`); each delivery attempt signs a new one.
+LOGOUT_TOKEN_SECONDS = 120
 
 
 class DeliveryFailed(Exception):
@@ -53,7 +55,7 @@ def logout_token(application, login_session: LoginSession) -> str:
         "iss": oauth2_settings.OIDC_ISS_ENDPOINT,
         "aud": application.client_id,
         "iat": now,
-        "exp": now + 120,
+        "exp": now + LOGOUT_TOKEN_SECONDS,
         "jti": str(uuid.uuid4()),
         "sub": str(account_for(login_session.user).sub),
         "sid": login_session.sid,
@@ -100,7 +102,7 @@ def deliver(application_id: int, sid: str) -> None:
 
 def queue() -> Queue:
     """The retry queue; the worker must read it with the same (JSON) serializer."""
-    return Queue(QUEUE_NAME, connection=redis.Redis.from_url(settings.REDIS_URL), serializer=JSONSerializer)
+    return Queue(QUEUE_NAME, connection=redis_deployment().client(), serializer=JSONSerializer)
 
 
 def enqueue_retry(application_id: int, sid: str) -> None:

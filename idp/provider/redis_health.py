@@ -1,33 +1,21 @@
-"""Is the session store (Redis) reachable? Asked at start-up and by the readiness endpoint."""
+"""The IdP's Redis (one server, or a Sentinel deployment), as the settings name it."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-import redis
 from django.conf import settings
 
-from sso_client.health import redis_cluster_problem
+from sso_client.redis_deployment import RedisDeployment
 
 
-def redacted(url: str) -> str:
-    """`url` with any password replaced, fit to print."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+def redis_deployment() -> RedisDeployment:
+    """REDIS_URL, REDIS_SENTINELS and REDIS_SENTINEL_PASSWORD, read from the settings on each call."""
+    return RedisDeployment(
+        url=settings.REDIS_URL,
+        sentinels=tuple(tuple(sentinel) for sentinel in getattr(settings, "REDIS_SENTINELS", ())),
+        sentinel_password=getattr(settings, "REDIS_SENTINEL_PASSWORD", None),
+    )
 
 
 def redis_problem() -> str | None:
-    """None when Redis answers; otherwise one line saying what is wrong and what to set."""
-    url = settings.REDIS_URL
-    try:
-        with redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2) as client:
-            client.ping()
-            if problem := redis_cluster_problem(client):
-                return problem
-    except (redis.RedisError, ValueError, OSError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return f"Cannot reach Redis at {redacted(url)} ({reason}). Start Redis or set REDIS_URL to a running one."
-    return None
+    """None when the Redis primary answers; otherwise one line saying what is wrong and what to set."""
+    return redis_deployment().problem()

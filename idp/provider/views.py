@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from oauth2_provider.models import get_access_token_model
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.login import TwoFactorLoginMixin
 from provider.redis_health import redis_problem
 from provider.selectors import account_for
+from sso_client import pages
 
 
 class LoginView(TwoFactorLoginMixin, auth_views.LoginView):
@@ -81,10 +77,4 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a session store outage is the operator's to fix, so say 503, not 500."""
-    # Rendered without the request: its context processors would reach for the broken session.
-    error = sys.exc_info()[1]
-    if isinstance(error, (RedisConnectionError, RedisTimeoutError)):
-        response = HttpResponse(render_to_string("provider/unavailable.html"), status=503)
-        response["Retry-After"] = "5"
-        return response
-    return HttpResponse(render_to_string("500.html"), status=500)
+    return pages.server_error(request, template_name="provider/unavailable.html")

@@ -62,11 +62,8 @@ def wsgi_application():
         application = get_wsgi_application()
     except ImproperlyConfigured as error:
         sys.exit(_refuse(str(error)))
-    # A cluster node answers, but refuses the keys of the slots it does not serve: asked first.
-    if problem := _session_store_cluster_problem():
+    if problem := session_store_start_problem():
         sys.exit(_refuse(problem))
-    if problem := session_store_problem():
-        sys.exit(_refuse(f"{problem} Start Redis or set REDIS_URL to a running one."))
     from sso_client.database import database_problem
 
     if problem := database_problem():
@@ -74,16 +71,17 @@ def wsgi_application():
     return application
 
 
-def _session_store_cluster_problem() -> str | None:
-    try:
-        from django_redis import get_redis_connection
+def session_store_start_problem() -> str | None:
+    """Before serving: the session store's Redis answers, is not a cluster node, and, behind
+    Sentinels, the Sentinels answer and know the service. One line naming the setting, or None."""
+    alias = getattr(settings, "SESSION_CACHE_ALIAS", "default")
+    cache = settings.CACHES.get(alias, {})
+    if not str(cache.get("BACKEND", "")).startswith("django_redis."):
+        # Not django-redis: nothing more to ask than whether the cache answers.
+        return session_store_problem()
+    from sso_client.redis_deployment import RedisDeployment
 
-        client = get_redis_connection(getattr(settings, "SESSION_CACHE_ALIAS", "default"))
-        return redis_cluster_problem(client)
-    except (ImportError, NotImplementedError):  # not django-redis: nothing to ask
-        return None
-    except Exception:  # unreachable, or a URL it cannot use: session_store_problem() says so
-        return None
+    return RedisDeployment.from_cache(cache).problem()
 
 
 def _refuse(message: str) -> int:

@@ -1,12 +1,17 @@
-"""The app's own pages: problems with signing in, and signed out. They use the site's layout."""
+"""The app's own pages: problems with signing in, signed out (in the site's layout), Redis unreachable."""
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.views import defaults
 
 from sso_client.conf import sso_settings
+from sso_client.redis_deployment import is_redis_outage
 
 
 def problem_page(
@@ -35,3 +40,20 @@ def idp_unavailable_page(request: HttpRequest) -> HttpResponse:
         title="Sign-in is unavailable",
         message="The sign-in service cannot be reached right now. Please try again in a moment.",
     )
+
+
+#: Seconds a browser or client is told to wait before trying again while Redis is unreachable.
+REDIS_OUTAGE_RETRY_AFTER_SECONDS = 5
+
+
+def server_error(request: HttpRequest, template_name: str = "sso_client/unavailable.html") -> HttpResponse:
+    """handler500 of a site: Redis unreachable (or failing over) is 503 with a readable page, not 500.
+
+    In the site's root urls.py: `handler500 = "sso_client.pages.server_error"`. The page is
+    rendered without the request: its context processors would reach for the broken session.
+    """
+    if is_redis_outage(sys.exc_info()[1]):
+        response = HttpResponse(render_to_string(template_name), status=503)
+        response["Retry-After"] = str(REDIS_OUTAGE_RETRY_AFTER_SECONDS)
+        return response
+    return defaults.server_error(request)

@@ -18,9 +18,9 @@ from csp.constants import NONE, SELF
 
 from sso_client.env import env_flag
 from sso_client.logs import logging_settings
+from sso_client.redis_deployment import JSON_SERIALIZER  # noqa: F401  (the checks name it)
 
 PICKLE_SERIALIZER = "django_redis.serializers.pickle.PickleSerializer"  # django-redis's default
-JSON_SERIALIZER = "django_redis.serializers.json.JSONSerializer"
 
 
 def pickling_caches(caches: dict[str, dict]) -> list[str]:

@@ -1,4 +1,4 @@
-"""The session engine for sites that use sso_client: Django's cache sessions, kept ended, stored lean.
+"""The session engine for sites that use sso_client: cache sessions, kept ended, stored lean.
 
 SESSION_ENGINE = "sso_client.sessions"
 
@@ -8,6 +8,8 @@ finishes, and sign the person back in. Django's database engine refuses such a s
 gone: UpdateError, which SessionMiddleware answers with a 400); this engine does the same, from
 a marker the logout leaves behind. The marker is read only when a session is written, so page
 views that change nothing cost nothing more.
+
+Redis unreachable is an error here, not an empty session (sso_client.cache_sessions).
 
 Every signed-in session is in Redis, so it is stored without what can be derived: Django's
 `_auth_user_backend` is left out when it is the first of AUTHENTICATION_BACKENDS (the one
@@ -20,7 +22,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
+
+from sso_client.cache_sessions import SessionStore as CacheSessionStore
 
 ENDED_PREFIX = "sso_client:ended:"
 

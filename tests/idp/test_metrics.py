@@ -135,7 +135,7 @@ class FakeRedis:
 
 def test_the_retry_queue_and_the_workers_counts_are_read_at_scrape_time(monkeypatch):
     answers = [3, 2, {b"delivered": b"5", b"given_up": b"1"}]
-    monkeypatch.setattr(retries, "scrape_connection", lambda url: FakeRedis(answers))
+    monkeypatch.setattr(retries, "scrape_connection", lambda: FakeRedis(answers))
     families = {family.name: family for family in retries.RetryQueueCollector("backchannel-logout").collect()}
     length = {
         sample.labels["state"]: sample.value for sample in families["idp_backchannel_logout_retry_queue_length"].samples
@@ -148,7 +148,7 @@ def test_the_retry_queue_and_the_workers_counts_are_read_at_scrape_time(monkeypa
 def test_a_redis_that_is_down_is_left_out_of_the_scrape_quickly(settings):
     collector = retries.RetryQueueCollector("backchannel-logout")
     assert list(collector.collect()) == []
-    connection = retries.scrape_connection(settings.REDIS_URL)
+    connection = retries.scrape_connection()
     assert connection.connection_pool.connection_kwargs["socket_timeout"] == retries.REDIS_TIMEOUT_SECONDS
     assert isinstance(connection, redis.Redis)
 

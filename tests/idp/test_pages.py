@@ -1,11 +1,13 @@
 """The IdP's own pages: sign-in, landing page, health and error pages."""
 
 import re
+import socket
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from redis.exceptions import ConnectionError as RedisConnectionError
+
+from sso_client.redis_deployment import RedisDeployment
 
 pytestmark = pytest.mark.django_db
 
@@ -69,17 +71,19 @@ def test_health_ready_reports_an_unreachable_redis(client, settings):
     assert "REDIS_URL" in response.json()["problems"]["redis"]
 
 
-def test_session_store_outage_is_a_503_page_not_a_500(client, monkeypatch):
+def test_session_store_outage_is_a_503_page_not_a_500(client, settings):
+    """Redis unreachable: a readable 503, and the person's session cookie left as it was."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {"default": RedisDeployment(f"redis://127.0.0.1:{port}/0").cache(key_prefix="idp")}
     client.raise_request_exception = False
-
-    def broken(*args, **kwargs):
-        raise RedisConnectionError("Connection refused")
-
-    monkeypatch.setattr("django.contrib.sessions.backends.cache.SessionStore.load", broken)
     client.cookies["idp_sessionid"] = "some-session"
     response = client.get(reverse("home"))
     assert response.status_code == 503
     assert "Temporarily unavailable" in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+    assert "idp_sessionid" not in response.cookies
 
 
 def test_unknown_page_is_a_readable_404(client, settings):

@@ -19,3 +19,5 @@ urlpatterns = [
     path("public/", lambda request: HttpResponse("public")),
     path("sso/", include("sso_client.urls")),
 ]
+
+handler500 = "sso_client.pages.server_error"
