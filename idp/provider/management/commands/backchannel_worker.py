@@ -9,7 +9,6 @@ from rq.serializers import JSONSerializer
 from provider.backchannel import QUEUE_NAME, queue
 from provider.redis_health import redis_deployment
 
-
 WORKER_TTL_SECONDS = 25
 MAINTENANCE_SECONDS = 10
 
