@@ -3,8 +3,10 @@
 Every replica must sign and verify alike, so the key is an environment variable (the PEM text in
 OIDC_RSA_PRIVATE_KEY, or a path in OIDC_RSA_PRIVATE_KEY_FILE). Keys retired by a rotation go in
 OIDC_RSA_INACTIVE_KEY_FILES (paths separated by commas): they stay in the JWKS so that tokens they
-signed still verify. Only on a developer's machine (DEBUG on, nothing set) is a local key generated,
-once, and kept under the ignored local folder so restarts keep tokens verifiable.
+signed still verify. A new key is listed there too for a while before it signs, so that every
+replica publishes it first (`manage.py rotate_signing_key`, docs/scaling.md). Only on a
+developer's machine (DEBUG on, nothing set) is a local key generated, once, and kept under the
+ignored local folder so restarts keep tokens verifiable.
 """
 
 from __future__ import annotations
@@ -54,13 +56,14 @@ def read_key_file(path: str | Path, variable: str) -> str:
     return text
 
 
+def inactive_key_paths() -> list[str]:
+    """The paths OIDC_RSA_INACTIVE_KEY_FILES lists, in order (blanks left out)."""
+    return [path.strip() for path in os.environ.get("OIDC_RSA_INACTIVE_KEY_FILES", "").split(",") if path.strip()]
+
+
 def load_signing_keys(*, local_dir: Path, debug: bool) -> tuple[str, list[str]]:
     """Return the active signing key and the retired ones still published, as PEM texts."""
-    inactive = [
-        read_key_file(path.strip(), "OIDC_RSA_INACTIVE_KEY_FILES")
-        for path in os.environ.get("OIDC_RSA_INACTIVE_KEY_FILES", "").split(",")
-        if path.strip()
-    ]
+    inactive = [read_key_file(path, "OIDC_RSA_INACTIVE_KEY_FILES") for path in inactive_key_paths()]
     if pem := os.environ.get("OIDC_RSA_PRIVATE_KEY"):
         if "PRIVATE KEY" not in pem:
             raise ImproperlyConfigured("OIDC_RSA_PRIVATE_KEY does not hold a PEM private key.")

@@ -3,7 +3,9 @@
 The toolkit parses OIDC_RSA_PRIVATE_KEY on every use (`Application.jwk_key`: each ID token it
 signs, each JWKS request). Here each PEM is parsed once and kept, keyed by the PEM itself, so a
 changed setting (a key rotation needs a restart anyway; tests override settings) gets its own
-entry rather than a stale key. The JWKS document is built once per set of keys, too.
+entry rather than a stale key. The JWKS document is built once per set of keys, too: the signing
+key and the keys of OIDC_RSA_INACTIVE_KEY_FILES (a new key not signing yet, an old one retired),
+each once, every token's header naming its signing key's `kid`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,24 @@ def verification_keys() -> tuple[jwk.JWK, ...]:
 def _published_pems() -> tuple[str, ...]:
     if not oauth2_settings.OIDC_RSA_PRIVATE_KEY:
         return ()
-    return (oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE)
+    return _distinct(oauth2_settings.OIDC_RSA_PRIVATE_KEY, tuple(oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE))
+
+
+@lru_cache(maxsize=4)
+def _distinct(active: str, inactive: tuple[str, ...]) -> tuple[str, ...]:
+    """The signing key first, then each other published key once, by `kid`.
+
+    During a rotation a key can be both the signing key and listed in OIDC_RSA_INACTIVE_KEY_FILES
+    (the new key made to sign while still listed there), even in another PEM encoding: the JWKS
+    still names each key once.
+    """
+    pems: list[str] = []
+    kids: set[str] = set()
+    for pem in (active, *inactive):
+        if pem and (kid := key_id(pem)) not in kids:
+            kids.add(kid)
+            pems.append(pem)
+    return tuple(pems)
 
 
 @lru_cache(maxsize=4)

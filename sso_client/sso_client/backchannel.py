@@ -32,8 +32,12 @@ def _decode(raw: str) -> dict:
     try:
         try:
             token = jwt.decode(raw, KeySet.import_key_set(idp.fetch_jwk_set()), algorithms=algorithms)
-        except InvalidKeyIdError:  # signed with a key we have not seen yet: fetch the JWKS again
+        except InvalidKeyIdError:  # signed with a key we have not seen yet: fetch the JWKS again (bounded)
             token = jwt.decode(raw, KeySet.import_key_set(idp.fetch_jwk_set(force=True)), algorithms=algorithms)
+    except InvalidKeyIdError:
+        raise LogoutTokenInvalid(
+            "The logout token is signed with a key the identity provider does not publish."
+        ) from None
     except (JoseError, ValueError, TypeError) as error:
         raise LogoutTokenInvalid(f"The logout token is not a valid signed JWT ({type(error).__name__}).") from None
     return token.claims

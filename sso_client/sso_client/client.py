@@ -4,6 +4,8 @@ Authlib keeps the discovery document in process memory forever once fetched. Her
 document and the JWKS live in the Django cache (Redis) for METADATA_CACHE_SECONDS: every
 process shares one copy, a key rotation at the IdP is picked up without a restart, and an ID
 token signed with a key not yet seen triggers one fresh JWKS fetch (Authlib's `force=True`).
+Such forced fetches are bounded: at most one per JWKS_REFETCH_SECONDS for all the site's
+processes together, since anyone can post a token naming a made-up key (back-channel logout).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from django.core.cache import caches
 
 from sso_client.conf import sso_settings
 from sso_client.logs import request_id_headers, send_request_id
+
+#: At most one forced JWKS fetch (for a key id the cached JWKS lacks) per this many seconds.
+JWKS_REFETCH_SECONDS = 5
 
 
 class IdentityProviderUnavailable(Exception):
@@ -50,7 +55,15 @@ class IdentityProviderApp(DjangoOAuth2App):
         return self._cached_json(f"sso_client:metadata:{self._server_metadata_url}", self._server_metadata_url)
 
     def fetch_jwk_set(self, force: bool = False) -> dict:
+        """The IdP's JWKS, from the cache. `force` (a token names a key the cached JWKS lacks) fetches
+        it again, unless some process of this site did so in the last JWKS_REFETCH_SECONDS: then the
+        cached JWKS is as fresh as it gets, and a flood of tokens with made-up keys costs the IdP one
+        JWKS request per interval, not one per token. A key the IdP really added is found by the
+        first token naming it after the interval: a refused back-channel logout is retried by the
+        IdP, a refused sign-in offers to sign in again."""
         jwks_uri = self.load_server_metadata()["jwks_uri"]
+        if force:
+            force = self.cache.add(f"sso_client:jwks-refetch:{jwks_uri}", 1, timeout=JWKS_REFETCH_SECONDS)
         return self._cached_json(f"sso_client:jwks:{jwks_uri}", jwks_uri, force=force)
 
 

@@ -106,7 +106,7 @@ def start_sign_in(request: HttpRequest, next_path: str | None) -> HttpResponseRe
 def complete_sign_in(request: HttpRequest) -> str:
     """Exchange the code, check the ID token, sign the person in; return where to go next."""
     from authlib.integrations.base_client import OAuthError
-    from joserfc.errors import JoseError
+    from joserfc.errors import InvalidKeyIdError, JoseError
 
     idp = identity_provider()
     if error := request.GET.get("error"):
@@ -136,6 +136,8 @@ def complete_sign_in(request: HttpRequest) -> str:
         )
     except OAuthError as error:
         raise SignInFailed(f"The identity provider did not accept this sign-in ({error.error}).") from error
+    except InvalidKeyIdError as error:  # not in the JWKS, even fetched again (sso_client.client)
+        raise SignInFailed("The identity token is signed with a key the identity provider does not publish.") from error
     except JoseError as error:
         raise SignInFailed(f"The identity token could not be verified ({error.error}).") from error
     claims = token.get("userinfo")

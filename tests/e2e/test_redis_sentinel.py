@@ -244,4 +244,3 @@ def test_the_worker_refuses_an_unknown_service_with_one_line(bad_sentinel_env):
     assert result.returncode != 0
     assert "REDIS_URL" in result.stderr and "no-such-service" in result.stderr
     assert "Traceback" not in result.stderr
-

@@ -89,6 +89,29 @@ def test_an_id_token_signed_by_another_key_is_refused(client):
     assert not get_user_model().objects.exists()
 
 
+def test_an_id_token_signed_with_a_key_published_since_signs_in_without_a_restart(client, signing_key):
+    """The IdP rotated its key: the cached JWKS lacks it, one fresh fetch finds it."""
+    new_key = RSAKey.generate_key(2048, parameters={"kid": "new-key"})
+    published = {"keys": [signing_key.as_dict(private=False), new_key.as_dict(private=False)]}
+    request = begin(client)
+    with mock.patch("sso_client.client.fetch_json", return_value=published) as fetch:
+        response, _ = finish(client, request, token_response(make_id_token(new_key, nonce=request["nonce"])))
+    assert response.status_code == 302
+    assert fetch.call_count == 1
+    assert get_user_model().objects.count() == 1
+
+
+def test_an_id_token_signed_with_a_key_the_idp_does_not_publish_gets_the_sign_in_again_page(client, signing_key):
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "unknown-key"})
+    request = begin(client)
+    with mock.patch("sso_client.client.fetch_json", return_value={"keys": [signing_key.as_dict(private=False)]}):
+        response, _ = finish(client, request, token_response(make_id_token(stranger, nonce=request["nonce"])))
+    assert response.status_code == 400
+    assert b"signed with a key the identity provider does not publish" in response.content
+    assert b'href="/sso/login/"' in response.content and b"Sign in again" in response.content
+    assert not get_user_model().objects.exists()
+
+
 def test_a_token_response_without_an_id_token_is_refused(client):
     request = begin(client)
     response, _ = finish(client, request, token_response(None))
