@@ -91,10 +91,32 @@ class Stack:
                 self.manage(site, "collectstatic", "--no-input", "-v0")
         return self.manage(IDP, "seed_demo")
 
-    def start(self, site: Site) -> ManagedProcess:
-        process = self._serve(site, name=site.name, port=self.ports[site.name])
-        self.processes[site.name] = process
+    def start(self, site: Site, name: str | None = None, **env: str) -> ManagedProcess:
+        """Serve `site` with gunicorn under `name` (the site's own name by default), with `env` added.
+
+        The process listens on `ports[name]`; a name the stack has no port for yet (another replica
+        of the site, say "site_a-2") gets a free port, kept in `ports` so that a restart under the
+        same name listens where it did. Stopped by `stop()`.
+        """
+        name = name or site.name
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        process = self._serve(site, name=name, port=self.ports[name], **env)
+        self.processes[name] = process
         return process
+
+    def restart(self, site: Site, **env: str) -> ManagedProcess:
+        """Stop `site`'s server and serve it again on the same port, as an operator does after a
+        configuration change: `env` is added to the stack's environment, so the processes started
+        after this (a worker, say) get it too. An empty value stands for a variable removed."""
+        self.env.update(env)
+        if (running := self.processes.pop(site.name, None)) is not None:
+            running.stop()
+        return self.start(site)
+
+    def replica_url(self, name: str) -> str:
+        """The URL of the process started under `name` (not of a proxy in front of it)."""
+        return f"http://127.0.0.1:{self.ports[name]}"
 
     def start_replica(self, site: Site, name: str, **env: str) -> tuple[ManagedProcess, str]:
         """One more gunicorn of `site` on a free port (same database, same Redis), with `env` added.
@@ -122,16 +144,19 @@ class Stack:
             raise
         return process
 
-    def start_worker(self) -> ManagedProcess:
-        """The IdP's back-channel logout worker (retries the deliveries a sign-out could not make)."""
+    def start_worker(self, name: str = "worker") -> ManagedProcess:
+        """The IdP's back-channel logout worker (retries the deliveries a sign-out could not make).
+
+        More than one may run, each under its own `name`: they share the queue in Redis.
+        """
         process = ManagedProcess(
-            "worker",
+            name,
             [sys.executable, "manage.py", "backchannel_worker"],
             env=self.env,
             cwd=IDP.directory,
-            log_path=self.state_dir / "logs" / "worker.log",
+            log_path=self.state_dir / "logs" / f"{name}.log",
         )
-        self.processes["worker"] = process
+        self.processes[name] = process
         process.wait_until(lambda: "Retrying back-channel" in process.log_tail(), timeout=30, what="started")
         return process
 
