@@ -1,6 +1,6 @@
 """`make run`: the whole product on this machine until Ctrl-C.
 
-Uses REDIS_URL when set; otherwise starts a private redis-server of its own, keeping its files
+Uses REDIS_URL (and REDIS_SENTINELS) when set; otherwise starts a private redis-server of its own, keeping its files
 under .local/, and stops it on exit. The demo data is seeded on every start (it is idempotent).
 """
 
@@ -11,21 +11,12 @@ import signal
 import sys
 import time
 
-import redis
-
 from devstack.processes import ProcessFailed
 from devstack.redis_server import RedisServer
 from devstack.stack import REPO_ROOT, SITES, Stack
+from sso_client.redis_deployment import RedisDeployment
 
 DEFAULT_PORTS = {"idp": 8000, "site_a": 8001, "site_b": 8002}
-
-
-def redis_reachable(url: str) -> str | None:
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except (redis.RedisError, ValueError) as error:
-        return str(error).splitlines()[0] if str(error) else type(error).__name__
-    return None
 
 
 def main() -> int:
@@ -37,13 +28,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        if url := os.environ.get("REDIS_URL"):
-            if problem := redis_reachable(url):
-                print(
-                    f"error: cannot reach Redis at REDIS_URL ({problem}). Start it, or unset REDIS_URL "
-                    "to let `make run` start its own.",
-                    file=sys.stderr,
-                )
+        if os.environ.get("REDIS_URL"):
+            # One server, or the primary REDIS_SENTINELS names: the processes' own start-up check.
+            if problem := RedisDeployment.from_environ().problem():
+                print(f"error: {problem} Or unset REDIS_URL to let `make run` start its own.", file=sys.stderr)
                 return 2
         else:
             own_redis = RedisServer(state_dir / "redis", persist=True).start()
