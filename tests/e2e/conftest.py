@@ -57,9 +57,9 @@ def database_server(tmp_path_factory):
         yield databases
 
 
-@pytest.fixture(scope="session")
-def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
-    keys = tmp_path_factory.mktemp("keys")
+def production_settings(keys: Path, redis_url: str) -> dict[str, str]:
+    """What every process of a test stack gets, as production would: DJANGO_DEBUG off, fresh
+    secrets, a signing key of its own written under `keys`, and quick clocks for the tests."""
     write_private_file(keys / "signing.pem", generate_rsa_private_key_pem())
     return {
         "DJANGO_DEBUG": "0",
@@ -83,17 +83,25 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
     }
 
 
+def stack_databases(database_server, prefix: str) -> dict[str, str]:
+    """Fresh databases for the IdP and both sites, named after `prefix`."""
+    return {
+        "DATABASE_URL": database_server.new_database(f"{prefix}idp"),
+        "SITE_A_DATABASE_URL": database_server.new_database(f"{prefix}site_a"),
+        "SITE_B_DATABASE_URL": database_server.new_database(f"{prefix}site_b"),
+    }
+
+
+@pytest.fixture(scope="session")
+def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
+    return production_settings(tmp_path_factory.mktemp("keys"), redis_url)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, production_env, database_server) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("stack")
     ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}
-    env = {
-        **production_env,
-        "DATABASE_URL": database_server.new_database("idp"),
-        "SITE_A_DATABASE_URL": database_server.new_database("site_a"),
-        "SITE_B_DATABASE_URL": database_server.new_database("site_b"),
-    }
-    running = Stack(state_dir=state, ports=ports, env=env)
+    running = Stack(state_dir=state, ports=ports, env={**production_env, **stack_databases(database_server, "")})
     try:
         running.prepare()
         running.start_all()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,11 +26,12 @@ from devstack.processes import free_port
 from devstack.redis_server import RedisServer
 from devstack.stack import IDP, Stack
 from idp_server.signing_key import generate_rsa_private_key_pem, write_private_file
-from tests.e2e.conftest import session_stored
+from tests.e2e.conftest import production_settings, session_stored, stack_databases
 from tests.e2e.oidc import AuthRequest, Client, Provider
-from tests.e2e.test_single_logout import idp_sid, logout_token, post_logout_token, signed_in_everywhere, wait_for
+from tests.e2e.test_single_logout import idp_sid, logout_token, post_logout_token, signed_in_everywhere
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
+from tests.e2e.waiting import wait_for
 from tests.rotation_steps import printed_steps
 
 METADATA_CACHE_SECONDS = 3
@@ -47,19 +47,12 @@ def rotation(tmp_path_factory, database_server) -> Iterator[tuple[Stack, Path]]:
     try:
         redis_server.start()
         env = {
-            "DJANGO_DEBUG": "0",
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            **production_settings(tmp_path_factory.mktemp("rotation-secrets"), redis_server.url),
+            **stack_databases(database_server, "rotation_"),
             "OIDC_RSA_PRIVATE_KEY": "",  # whatever the caller's environment holds: the key file is used
             "OIDC_RSA_PRIVATE_KEY_FILE": str(keys / "k1.pem"),
             "OIDC_RSA_INACTIVE_KEY_FILES": "",
-            "REDIS_URL": redis_server.url,
-            "DATABASE_URL": database_server.new_database("rotation_idp"),
-            "SITE_A_DATABASE_URL": database_server.new_database("rotation_site_a"),
-            "SITE_B_DATABASE_URL": database_server.new_database("rotation_site_b"),
-            "DEMO_PASSWORD": "alice-" + secrets.token_urlsafe(8),
-            "ADMIN_PASSWORD": "admin-" + secrets.token_urlsafe(8),
-            "SITE_A_CLIENT_SECRET": secrets.token_urlsafe(40),
-            "SITE_B_CLIENT_SECRET": secrets.token_urlsafe(40),
+            "ACCESS_TOKEN_SECONDS": "300",  # no refresh falls into a restart: this test is about keys
             "SSO_METADATA_CACHE_SECONDS": str(METADATA_CACHE_SECONDS),
         }
         ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}

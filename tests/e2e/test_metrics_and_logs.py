@@ -32,6 +32,7 @@ from tests.e2e.hostile import create_person, register_app
 from tests.e2e.oidc import AuthRequest, submit_login
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
+from tests.e2e.waiting import wait_for
 
 RUN = secrets.token_hex(4)
 REQUEST_ID = "abc-123"
@@ -75,13 +76,6 @@ class LogWindow:
                 file.seek(self.start.get(log, 0))
                 written[log.name] = file.read().decode(errors="replace").splitlines()
         return written
-
-
-def wait_for(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from tests.e2e.hostile import create_person, register_app, session_tokens, stack
 from tests.e2e.oidc import AuthRequest, Client, query, submit_login
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visit, Visitor
+from tests.e2e.waiting import wait_for
 
 RUN = secrets.token_hex(4)
 TIMEOUT = 30
@@ -93,13 +94,6 @@ def dora(stack) -> tuple[str, str]:
     person = (f"dora-{RUN}", f"dora-{secrets.token_urlsafe(12)}")
     create_person(stack, *person)
     return person
-
-
-def wait_for(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not happen within {timeout}s"
-        time.sleep(0.2)
 
 
 class Journey:

@@ -20,9 +20,10 @@ import requests
 from devstack.processes import free_port
 from devstack.redis_server import RedisServer, SentinelServer
 from devstack.stack import IDP, SITE_A, SITE_B, Stack, start_and_wait_for_exit
-from tests.e2e.conftest import session_stored
+from tests.e2e.conftest import session_stored, stack_databases
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
+from tests.e2e.waiting import wait_for
 
 SERVICE = "mymaster"
 #: The Sentinels deem the primary down after this long without an answer (production: 5000).
@@ -69,15 +70,6 @@ def sentinels_ready(deployment: SentinelDeployment) -> bool:
     return True
 
 
-def wait_for(condition, *, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> SentinelDeployment:
     base = tmp_path_factory.mktemp("sentinel")
@@ -103,9 +95,7 @@ def sentinel_stack(tmp_path_factory, production_env, database_server, deployment
     env = {
         **production_env,
         **deployment.env,
-        "DATABASE_URL": database_server.new_database("idp_sentinel"),
-        "SITE_A_DATABASE_URL": database_server.new_database("site_a_sentinel"),
-        "SITE_B_DATABASE_URL": database_server.new_database("site_b_sentinel"),
+        **stack_databases(database_server, "sentinel_"),
         # Long enough that no refresh falls into the failover: this test is about Redis.
         "ACCESS_TOKEN_SECONDS": "300",
     }

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 from devstack.stack import SITE_B
 from tests.e2e.conftest import session_stored
-from tests.e2e.test_single_logout import signed_in_everywhere, wait_for
+from tests.e2e.test_single_logout import signed_in_everywhere
+from tests.e2e.waiting import wait_for
 
 # A pickle of protocol 2 or later starts with the PROTO opcode and its protocol number.
 PICKLE_STARTS = tuple(b"\x80" + bytes([protocol]) for protocol in range(2, 6))
