@@ -7,6 +7,7 @@ from site_a import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("about/", views.about, name="about"),
+    path("note/", views.note, name="note"),
     path("sso/", include("sso_client.urls")),
     path("-/health/", include("sso_client.health")),
     path("-/metrics", include("sso_client.metrics")),  # loopback, METRICS_ALLOWED_IPS, METRICS_TOKEN

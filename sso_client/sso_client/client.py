@@ -18,6 +18,7 @@ from django.core.cache import caches
 
 from sso_client.conf import sso_settings
 from sso_client.logs import request_id_headers, send_request_id
+from sso_client.sign_in_states import PendingSignIns
 
 #: At most one forced JWKS fetch (for a key id the cached JWKS lacks) per this many seconds.
 JWKS_REFETCH_SECONDS = 5
@@ -69,6 +70,7 @@ class IdentityProviderApp(DjangoOAuth2App):
 
 class SsoOAuth(OAuth):
     oauth2_client_cls = IdentityProviderApp
+    framework_integration_cls = PendingSignIns  # each started sign-in under a key of its own
 
 
 @lru_cache(maxsize=1)
@@ -88,6 +90,6 @@ def identity_provider() -> IdentityProviderApp:
             "default_timeout": sso_settings.HTTP_TIMEOUT_SECONDS,
         },
     )
-    # Authlib stamps each pending sign-in in the session with this lifetime (its default: an hour).
+    # How long each pending sign-in stays valid (Authlib's default: an hour).
     app.framework.expires_in = sso_settings.SIGN_IN_STATE_SECONDS
     return app

@@ -21,6 +21,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import caches
 
 from sso_client.conf import sso_settings
+from sso_client.tokens import forget_tokens
 
 
 # Short names: Redis allocates a key's name in size classes, and under a site's KEY_PREFIX
@@ -101,7 +102,7 @@ def _forget(kind: str, value: str, session_keys: set[str]) -> None:
 
 
 def end_sessions(*, sid: str | None, sub: str | None) -> int:
-    """Delete every local session of `sid`, or of `sub` when no sid is given; return how many.
+    """Delete every local session of `sid`, or of `sub` when no sid is given, with its tokens; return how many.
 
     With both, only the sid's sessions end, and they are taken out of the sub's index too (the
     person's other sessions stay), so that it does not keep naming sessions that are gone.
@@ -116,6 +117,8 @@ def end_sessions(*, sid: str | None, sub: str | None) -> int:
         elif store.exists(session_key):
             store.delete(session_key)
             ended += 1
+    if not hasattr(engine.SessionStore, "end"):  # sso_client.sessions deletes the tokens with the session
+        forget_tokens(*session_keys)
     caches[sso_settings.CACHE_ALIAS].delete_many(index_keys)
     if sid and sub and session_keys:
         _forget("sub", sub, session_keys)

@@ -11,6 +11,10 @@ views that change nothing cost nothing more.
 
 Redis unreachable is an error here, not an empty session (sso_client.cache_sessions).
 
+A session's tokens have a key of their own (sso_client.tokens); it ends with the session: deleted
+with it (a logout, a back-channel logout, the new session key a sign-in gives), and written with
+the session's lifetime.
+
 Every signed-in session is in Redis, so it is stored without what can be derived: Django's
 `_auth_user_backend` is left out when it is the first of AUTHENTICATION_BACKENDS (the one
 `login()` names when there is only one), and put back when the session is read. Django and the
@@ -22,8 +26,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, UpdateError
+from django.core.cache import caches
 
 from sso_client.cache_sessions import SessionStore as CacheSessionStore
+from sso_client.conf import sso_settings
+from sso_client.tokens import forget_tokens, token_key
 
 ENDED_PREFIX = "sso_client:ended:"
 
@@ -69,6 +76,18 @@ class SessionStore(CacheSessionStore):
         stored = store(self.cache_key, stored_form(self._get_session(no_load=must_create)), self.get_expiry_age())
         if must_create and not stored:
             raise CreateError
+
+    def delete(self, session_key: str | None = None) -> None:
+        """Delete the session, and its tokens with it (logout's flush, cycle_key's old key, end)."""
+        session_key = session_key or self.session_key
+        super().delete(session_key)
+        forget_tokens(session_key)
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        session_key = session_key or self.session_key
+        await super().adelete(session_key)
+        if session_key:
+            await caches[sso_settings.CACHE_ALIAS].adelete(token_key(session_key))
 
     def end(self, session_key: str) -> bool:
         """Delete the session for good; True when it existed."""

@@ -1,13 +1,24 @@
 """The tokens a signed-in session holds, and keeping the access token fresh.
 
-Refresh tokens rotate on every use, and the IdP treats a refresh token used twice as stolen
-(it revokes the whole family). So a refresh happens under a lock per session, and inside the
-lock the session is read again from the store: when another request refreshed first, its
-tokens are taken, and the spent refresh token is never sent.
+Refresh tokens rotate on every use, and the IdP treats a refresh token used twice as stolen (it
+revokes the whole family). So the tokens are not kept in the session, which any request of the
+person may save back as it read it: a form post that started before a refresh and finished after
+it would bring the spent refresh token back, and the next refresh would sign the person out.
+They have a cache key of their own per session, `sso_client:token:<session key>` (the site's
+Redis, JSON): the access token (for calls to resource servers), the refresh token, the access
+token's expiry and the IdP session's `sid` (for signing out). Not the ID token: its claims made
+the user at sign-in. The key is written at sign-in and, after that, only under the refresh lock
+of its session. It ends with the session: sso_client.sessions deletes it with the session (a
+logout, a back-channel logout, the new session key of a sign-in), and it is written with the
+session's lifetime.
 
-The session keeps, under `_sso_token`, only what later requests need: the access token (for
-calls to resource servers), the refresh token, the access token's expiry and the IdP session's
-`sid` (for signing out). Not the ID token: its claims made the user at sign-in.
+The session keeps, under `_sso_token`, a copy of the expiry: a hint, so that a page view whose
+token is not due reads Redis once (the session) and nothing more. When the hint says due, the
+request takes the lock and reads the token key, which is the truth: a hint saved back stale costs
+a lock and a read, never a refresh with a spent token.
+
+Sessions written by the version before hold the tokens themselves under `_sso_token`; they are
+moved to the token key on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import json
 import time
 from collections.abc import Mapping
 
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.cache import caches
 from django.http import HttpRequest
@@ -28,7 +39,7 @@ from sso_client.conf import sso_settings
 from sso_client.metrics import token_refresh_counted
 
 SESSION_TOKEN_KEY = "_sso_token"  # noqa: S105 - a session key name, not a secret
-#: What the session keeps of the IdP's token responses; besides them, "sid" (from the ID token).
+#: What the token key keeps of the IdP's token responses; besides them, "sid" (from the ID token).
 TOKEN_FIELDS = ("access_token", "refresh_token", "expires_at")
 
 
@@ -37,22 +48,84 @@ class Freshness(enum.Enum):
     SIGNED_OUT = "signed_out"  # the IdP refused the refresh: the local session has ended
 
 
-def store_token(session: SessionBase, token: Mapping[str, object], *, sid: str | None = None) -> None:
-    """Keep the token's fields (and the IdP session's `sid`) in the session, and nothing else.
+# --- where the tokens are kept ---------------------------------------------------------------------
+def token_key(session_key: str) -> str:
+    return f"sso_client:token:{session_key}"
 
-    A refresh response may omit the refresh token: the one we had is kept. A session written by
-    an older version holds the ID token too: it is dropped here, its `sid` kept.
+
+def _cache():
+    return caches[sso_settings.CACHE_ALIAS]
+
+
+def read_token(session_key: str | None) -> dict | None:
+    """The tokens of session `session_key` as the token key holds them now, or None."""
+    if not session_key:
+        return None
+    token = _cache().get(token_key(session_key))
+    return token if isinstance(token, dict) else None
+
+
+def forget_tokens(*session_keys: str | None) -> None:
+    """Delete the tokens of these sessions (ended, or replaced by a new session key)."""
+    if keys := [token_key(session_key) for session_key in session_keys if session_key]:
+        _cache().delete_many(keys)
+
+
+def kept_token(token: Mapping[str, object], *, previous: Mapping[str, object] | None = None, sid: str | None = None):
+    """The token's fields (and the IdP session's `sid`), and nothing else.
+
+    A refresh response may omit the refresh token: the one `previous` had is kept. A token of an
+    older version holds the ID token too: it is dropped here, its `sid` kept.
     """
-    previous = session.get(SESSION_TOKEN_KEY) or {}
+    previous = previous or {}
     kept = {name: previous[name] for name in TOKEN_FIELDS if previous.get(name)}
     kept.update({name: token[name] for name in TOKEN_FIELDS if token.get(name)})
-    if sid := sid or token_sid(previous):
+    if sid := sid or token_sid(previous) or token_sid(token):
         kept["sid"] = sid
-    session[SESSION_TOKEN_KEY] = kept
+    return kept
+
+
+def token_hint(token: Mapping[str, object]) -> dict:
+    """What the session keeps of a token: its expiry, all a page view needs. (Not the sid: signing
+    out, which needs it, reads the token key; the session stays in a smaller allocation.)"""
+    return {"expires_at": token.get("expires_at") or 0}
+
+
+def holds_tokens(value: Mapping[str, object]) -> bool:
+    """Whether a session's `_sso_token` is the tokens themselves (the version before), not a hint."""
+    return bool(value.get("refresh_token") or value.get("access_token"))
+
+
+def store_token(session: SessionBase, token: Mapping[str, object], *, sid: str | None = None) -> None:
+    """Keep the tokens of a sign-in: the session's own, replacing whatever it had, whole.
+
+    Called once the sign-in gave the session its new key (and lifetime), which no other request
+    knows yet, so no lock is needed. (The same person signing in again keeps the key: a refresh
+    running meanwhile may leave its pair or this one, either unspent, never a spent one.)
+    """
+    if session.session_key is None:
+        session.save()  # a session flushed by the sign-in (another user was signed in) needs its key now
+    kept = kept_token(token, sid=sid)
+    _cache().set(token_key(session.session_key), kept, session.get_expiry_age())
+    session[SESSION_TOKEN_KEY] = token_hint(kept)
 
 
 def session_token(session: SessionBase) -> dict | None:
+    """The session's hint (the expiry); the tokens themselves for a session of the version before."""
     return session.get(SESSION_TOKEN_KEY)
+
+
+def session_sid(session: SessionBase) -> str | None:
+    """The IdP session (`sid`) the session signed in with, or None when it is not known."""
+    return token_sid(read_token(session.session_key) or session_token(session))
+
+
+def access_token(request: HttpRequest) -> str | None:
+    """The signed-in person's access token, to call resource servers with (after the middleware ran)."""
+    if (token := read_token(request.session.session_key)) is None:
+        hint = session_token(request.session) or {}
+        token = hint if holds_tokens(hint) else {}  # a session of the version before, not moved yet
+    return token.get("access_token")
 
 
 def token_sid(token: Mapping[str, object] | None) -> str | None:
@@ -79,52 +152,101 @@ def needs_refresh(token: Mapping[str, object], now: float) -> bool:
     return float(token.get("expires_at") or 0) - now < sso_settings.REFRESH_MARGIN_SECONDS
 
 
-def stored_token(session: SessionBase) -> dict | None:
-    """The token as the session store holds it now, which another request may have updated."""
-    if not session.session_key:
-        return None
-    return type(session)(session_key=session.session_key).load().get(SESSION_TOKEN_KEY)
+def _still_valid(token: Mapping[str, object] | None) -> bool:
+    return bool(token) and float(token.get("expires_at") or 0) > time.time()
 
 
+# --- keeping the access token fresh ----------------------------------------------------------------
 def keep_token_fresh(request: HttpRequest) -> Freshness:
     """Refresh the session's access token if it is about to expire.
 
     Raises IdentityProviderUnavailable only when the token has already expired and the IdP
     cannot be reached; while it is still valid, a failed refresh is retried on a later request.
     """
-    token = session_token(request.session)
-    now = time.time()
-    if token is None:
+    session = request.session
+    hint = session_token(session)
+    if not hint:
         return Freshness.SIGNED_OUT
-    if not needs_refresh(token, now):
-        return Freshness.FRESH
+    old_shape = holds_tokens(hint)
+    if not old_shape and not needs_refresh(hint, time.time()):
+        return Freshness.FRESH  # decided from the session alone: no more Redis
 
-    cache = caches[sso_settings.CACHE_ALIAS]
-    lock = f"sso_client:refresh-lock:{request.session.session_key}"
-    deadline = now + sso_settings.REFRESH_WAIT_SECONDS
+    cache = _cache()
+    lock = f"sso_client:refresh-lock:{session.session_key}"
+    deadline = time.time() + sso_settings.REFRESH_WAIT_SECONDS
     while True:
-        latest = stored_token(request.session)
-        if latest is None:
-            logout(request)  # the session was ended elsewhere (signed out, expired)
-            return Freshness.SIGNED_OUT
-        if not needs_refresh(latest, time.time()):
-            # Another request refreshed it: use its tokens. The store has them already, so this
-            # request does not write the session for it (nor, later, an older pair back).
-            modified = request.session.modified
-            request.session[SESSION_TOKEN_KEY] = latest
-            request.session.modified = modified
-            return Freshness.FRESH
         if cache.add(lock, "1", timeout=sso_settings.REFRESH_WAIT_SECONDS + sso_settings.HTTP_TIMEOUT_SECONDS):
             try:
-                return _refresh(request, latest)
+                return _under_lock(request)
             finally:
                 cache.delete(lock)
+        # Another request of this session holds the lock: its result is used once it is stored.
+        latest = read_token(session.session_key)
+        if latest is None and not old_shape:
+            logout(request)  # the session was ended elsewhere (signed out, expired)
+            return Freshness.SIGNED_OUT
+        if latest is not None and not needs_refresh(latest, time.time()):
+            _use(session, latest)
+            return Freshness.FRESH
         if time.time() > deadline:
             break
         time.sleep(0.05)
-    if float(token.get("expires_at") or 0) > time.time():
+    if _still_valid(read_token(session.session_key) or (hint if old_shape else None)):
         return Freshness.FRESH  # the other request is slow; this token still works meanwhile
     raise IdentityProviderUnavailable("timed out waiting for another request's token refresh")
+
+
+def _use(session: SessionBase, token: Mapping[str, object]) -> None:
+    """Take `token`'s hint into this request's session without writing the session for it: the
+    store has it already, or will have it from whoever refreshed."""
+    modified = session.modified
+    session[SESSION_TOKEN_KEY] = token_hint(token)
+    session.modified = modified
+
+
+def _under_lock(request: HttpRequest) -> Freshness:
+    """With the session's refresh lock held: read the tokens (the truth), refresh them if due."""
+    session = request.session
+    token = read_token(session.session_key)
+    if token is None:
+        token = _moved_from_the_session(session)
+        if token is None:
+            logout(request)  # the session was ended elsewhere (signed out, expired)
+            return Freshness.SIGNED_OUT
+        if not _store(session, token):
+            logout(request)
+            return Freshness.SIGNED_OUT
+    if not needs_refresh(token, time.time()):
+        # Another request refreshed it (or this request's session was saved back with an old hint).
+        _use(session, token)
+        return Freshness.FRESH
+    return _refresh(request, token)
+
+
+def _moved_from_the_session(session: SessionBase) -> dict | None:
+    """The tokens a session of the version before holds, as the store has them now, or None."""
+    if not session.session_key:
+        return None
+    stored = type(session)(session_key=session.session_key).load().get(SESSION_TOKEN_KEY)
+    return kept_token(stored) if stored and holds_tokens(stored) else None
+
+
+def _store(session: SessionBase, token: dict) -> bool:
+    """Write the tokens (under the lock) and the hint; False when the session has ended meanwhile."""
+    _cache().set(token_key(session.session_key), token, session.get_expiry_age())
+    _use(session, token)
+    # The hint goes into the session as the store has it now (read afresh, so that nothing else
+    # in it is changed back), not into this request's copy, which is saved only if the page writes it.
+    stored = type(session)(session_key=session.session_key)
+    try:
+        if stored.get(SESSION_KEY) is None:
+            raise UpdateError  # ended (signed out, expired) while this request ran
+        stored[SESSION_TOKEN_KEY] = token_hint(token)
+        stored.save()  # before the lock opens: the next request must read the new hint
+    except UpdateError:  # sso_client.sessions: a logout ended this session while the refresh ran
+        forget_tokens(session.session_key)
+        return False
+    return True
 
 
 def _refresh(request: HttpRequest, latest: dict) -> Freshness:
@@ -143,15 +265,11 @@ def _refresh(request: HttpRequest, latest: dict) -> Freshness:
         raise IdentityProviderUnavailable(f"token endpoint answered {error.error}") from error
     except (IdentityProviderUnavailable, OSError, ValueError) as error:  # requests' errors are OSErrors
         token_refresh_counted("idp_unreachable")
-        if float(latest.get("expires_at") or 0) > time.time():
+        if _still_valid(latest):
             return Freshness.FRESH
         raise IdentityProviderUnavailable(type(error).__name__) from error
     token_refresh_counted("refreshed")
-    request.session[SESSION_TOKEN_KEY] = latest
-    store_token(request.session, fresh)
-    try:
-        request.session.save()  # before the lock opens: the next request must read the new tokens
-    except UpdateError:  # a logout ended this session while the refresh ran
-        logout(request)
+    if not _store(request.session, kept_token(fresh, previous=latest)):
+        logout(request)  # a logout ended this session while the refresh ran
         return Freshness.SIGNED_OUT
     return Freshness.FRESH

@@ -18,7 +18,7 @@ from sso_client.conf import sso_settings
 from sso_client.flow import SignInFailed, complete_sign_in, post_logout_redirect_uri, safe_next, start_sign_in
 from sso_client.metrics import backchannel_logout_counted
 from sso_client.pages import idp_unavailable_page, problem_page
-from sso_client.tokens import session_token, token_sid
+from sso_client.tokens import session_sid
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     """
     if request.method == "GET":
         return TemplateResponse(request, "sso_client/logout.html", {"base_template": sso_settings.BASE_TEMPLATE})
-    sid = token_sid(session_token(request.session))
+    sid = session_sid(request.session)
     logout(request)
     try:
         end_session = identity_provider().create_logout_url(

@@ -126,14 +126,13 @@ def redirect_problem(
 
 # --- the parties' secrets and tokens -------------------------------------------------------------
 def session_tokens(redis_client, prefix: str, session_key: str | None) -> dict[str, str]:
-    """The tokens a site keeps in the session `session_key` (Authlib's token, JSON in Redis)."""
+    """The tokens a site keeps for the session `session_key` (JSON in Redis, under a key of their own)."""
     if not session_key:
         return {}
-    keys = redis_client.keys(f"{prefix}:*:django.contrib.sessions.cache{session_key}")
+    keys = redis_client.keys(f"{prefix}:*:sso_client:token:{session_key}")
     if not keys:
         return {}
-    stored = json.loads(redis_client.get(keys[0]) or b"{}")
-    token = stored.get("_sso_token") or {}
+    token = json.loads(redis_client.get(keys[0]) or b"{}")
     return {name: value for name, value in token.items() if isinstance(value, str)}
 
 

@@ -26,9 +26,9 @@ from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
 
 SITES = ("site_a", "site_b")
-#: Each site's share of one signed-in person (its session and index entries), in bytes of Redis
-#: MEMORY USAGE: the issue's budget is 2.5 KB for the IdP and both sites together.
-SITE_SHARE_BUDGET = 800
+#: Each site's share of one signed-in person (its session, its tokens and index entries), in bytes
+#: of Redis MEMORY USAGE: the issue's budget is 2.5 KB for the IdP and both sites together.
+SITE_SHARE_BUDGET = 900
 
 
 def keys_of_person(redis_client, prefix: str, session_key: str) -> dict[str, int]:
@@ -38,6 +38,8 @@ def keys_of_person(redis_client, prefix: str, session_key: str) -> dict[str, int
         kind = redis_client.type(key).decode()
         if key.decode().endswith(f"django.contrib.sessions.cache{session_key}"):
             name = "session"
+        elif key.decode().endswith(f":sso_client:token:{session_key}"):
+            name = "tokens"
         elif (
             (kind == "set" and redis_client.sismember(key, session_key))
             or (kind == "zset" and redis_client.zscore(key, session_key) is not None)
@@ -84,14 +86,18 @@ def test_a_signed_in_person_costs_each_site_little_redis(site_a, site_b, erin, s
     for prefix, session_key in sessions.items():
         session = stored_session(redis_client, prefix, session_key)
         print(f"{prefix} session: {len(json.dumps(session))} bytes of JSON, {sorted(session)}")
-        # Only what later requests need: who is signed in, the tokens to call with and refresh,
-        # and the IdP session (sid) to sign out of. No ID token, no pending sign-in, no expiry of
-        # its own, and not Django's auth backend (the default one, put back when read).
+        # Only what later requests need: who is signed in, and when the access token is due; the
+        # tokens to call with and refresh, and the IdP session (sid) to sign out of, have a key
+        # of their own. No ID token, no pending sign-in, no expiry of its own, and not Django's
+        # auth backend (the default one, put back when read).
         assert set(session) == {"_auth_user_id", "_auth_user_hash", "_sso_token"}, session
-        assert set(session["_sso_token"]) == {"access_token", "refresh_token", "expires_at", "sid"}
-        assert session["_sso_token"]["sid"] == sid
-        # The session, and one index entry each for its sid and for its person (sub): nothing else.
-        assert len(shares[prefix]) == 3, shares[prefix]
+        assert set(session["_sso_token"]) == {"expires_at"}
+        [token_key] = redis_client.keys(f"{prefix}:*:sso_client:token:{session_key}")
+        tokens = json.loads(redis_client.get(token_key))
+        assert set(tokens) == {"access_token", "refresh_token", "expires_at", "sid"}
+        assert tokens["sid"] == sid and tokens["expires_at"] == session["_sso_token"]["expires_at"]
+        # The session, its tokens, and one index entry each for its sid and for its person (sub).
+        assert len(shares[prefix]) == 4, shares[prefix]
         for key in redis_client.keys(f"{prefix}:*:sso:*"):
             if redis_client.zscore(key, session_key) is not None:
                 assert redis_client.zcard(key) == 1 and redis_client.ttl(key) > 0

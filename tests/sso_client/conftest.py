@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from joserfc.jwk import RSAKey
 from sso_client.client import identity_provider
 from sso_client.conf import sso_settings
 from tests.log_capture import log_lines  # noqa: F401  (a fixture of the logging tests)
+from tests.sso_client.urls import WHILE_WRITING
 
 ISSUER = "https://idp.example/o"
 METADATA = {
@@ -60,3 +62,19 @@ def make_id_token(key: RSAKey, *, nonce: str, **overrides) -> str:
     }
     claims = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+
+
+@pytest.fixture
+def held_while_writing():
+    """Hold the session-writing page (tests.sso_client.urls) after it read the session: returns
+    (read, go): `read` is set once a request is held, `go` lets it write and finish."""
+    read, go = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        read.set()
+        assert go.wait(timeout=10)
+
+    WHILE_WRITING.append(hold)
+    yield read, go
+    go.set()
+    WHILE_WRITING.clear()

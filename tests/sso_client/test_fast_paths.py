@@ -19,9 +19,11 @@ from django.urls import reverse
 
 from sso_client import middleware
 from sso_client.models import Identity
-from sso_client.tokens import SESSION_TOKEN_KEY
+from sso_client.sign_in_states import BROWSER_SESSION_KEY
+from sso_client.tokens import SESSION_TOKEN_KEY, forget_tokens, read_token
 from tests.sso_client.conftest import METADATA, make_id_token
 from tests.sso_client.test_callback import begin, token_response
+from tests.sso_client.test_pending_sign_ins import pending_states
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("idp_in_cache")]
 
@@ -96,14 +98,17 @@ def test_a_returning_persons_callback_makes_two_queries(client, signing_key, idp
 def test_a_signed_in_session_holds_only_what_later_requests_need(client, signing_key, idp_http):
     sign_in(client, signing_key, idp_http, sid="sid-1")
     session = stored_session(client)
-    # Django's user and its session hash, and the tokens with the IdP session's sid: no ID token,
-    # no pending sign-in, and not the auth backend (the default one: put back when read).
+    # Django's user and its session hash, and the token's expiry: no tokens (they have a key of
+    # their own, with the IdP session's sid), no ID token, no pending sign-in, and not the auth
+    # backend (the default one: put back when read).
     assert set(session) == {"_auth_user_id", "_auth_user_hash", SESSION_TOKEN_KEY}
     assert client.session["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
-    assert session[SESSION_TOKEN_KEY] == {
+    expires_at = pytest.approx(time.time() + 300, abs=5)
+    assert session[SESSION_TOKEN_KEY] == {"expires_at": expires_at}
+    assert read_token(client.session.session_key) == {
         "access_token": "access",
         "refresh_token": "refresh",
-        "expires_at": pytest.approx(time.time() + 300, abs=5),
+        "expires_at": expires_at,
         "sid": "sid-1",
     }
 
@@ -111,14 +116,28 @@ def test_a_signed_in_session_holds_only_what_later_requests_need(client, signing
 def test_signing_in_again_replaces_the_whole_token_sid_included(client, signing_key, idp_http):
     sign_in(client, signing_key, idp_http, sid="sid-1")
     sign_in(client, signing_key, idp_http, sid=None)  # an IdP session without a sid this time
-    assert "sid" not in stored_session(client)[SESSION_TOKEN_KEY]
+    assert "sid" not in read_token(client.session.session_key)
+
+
+def test_another_person_signing_in_in_the_same_browser_leaves_nothing_of_the_first(client, signing_key, idp_http):
+    sign_in(client, signing_key, idp_http, sub="sub-1", sid="sid-1")
+    first_key = client.session.session_key
+    sign_in(client, signing_key, idp_http, sub="sub-2", sid="sid-2")  # Django flushes the first session
+    assert client.session.session_key != first_key
+    assert read_token(first_key) is None, "the first person's tokens went with their session"
+    assert read_token(client.session.session_key)["sid"] == "sid-2"
 
 
 def test_other_tabs_pending_sign_ins_survive_a_sign_in_the_used_one_does_not(client, signing_key, idp_http):
     other_tab = begin(client)
     sign_in(client, signing_key, idp_http)
-    pending = [key for key in stored_session(client) if key.startswith("_state_")]
-    assert pending == [f"_state_idp_{other_tab['state']}"]
+    assert pending_states(client) == [other_tab["state"]]
+    assert set(stored_session(client)) == {"_auth_user_id", "_auth_user_hash", SESSION_TOKEN_KEY, BROWSER_SESSION_KEY}
+    # The other tab's sign-in completes too; then the session binds no sign-in any more.
+    fake = idp_http(token_response(make_id_token(signing_key, nonce=other_tab["nonce"], sub="sub-1", sid="sid-1")))
+    response = client.get("/sso/callback/", {"code": "the-code", "state": other_tab["state"]})
+    assert response.status_code == 302 and fake.calls == [("POST", METADATA["token_endpoint"])]
+    assert set(stored_session(client)) == {"_auth_user_id", "_auth_user_hash", SESSION_TOKEN_KEY}
 
 
 # --- a signed-in page view -----------------------------------------------------------------------
@@ -250,9 +269,47 @@ def test_signing_out_of_a_session_of_the_older_shape_takes_the_sid_from_its_id_t
     id_token = make_id_token(signing_key, nonce=request["nonce"], sid="sid-old")
     sign_in(client, signing_key, idp_http)
     session = client.session
-    token = session[SESSION_TOKEN_KEY]
-    del token["sid"]
-    session[SESSION_TOKEN_KEY] = {**token, "id_token": id_token}  # as the version before kept it
+    forget_tokens(session.session_key)
+    # As the version before kept it: the tokens in the session, with the whole ID token and no sid.
+    session[SESSION_TOKEN_KEY] = {"access_token": "a", "refresh_token": "r", "expires_at": time.time() + 300}
+    session[SESSION_TOKEN_KEY]["id_token"] = id_token
     session.save()
     assert client.get("/no-user/").status_code == 200
     assert end_session_request(client)["logout_hint"] == ["sid-old"]
+
+
+# --- what a page view reads ----------------------------------------------------------------------
+@pytest.fixture
+def cache_calls(monkeypatch):
+    """Every call made to the cache (the site's Redis in production), by method name."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    calls: list[str] = []
+    for name in ("get", "get_many", "has_key", "add", "set", "set_many", "delete", "delete_many", "touch"):
+        method = getattr(LocMemCache, name)
+        monkeypatch.setattr(
+            LocMemCache,
+            name,
+            lambda self, *a, _name=name, _method=method, **kw: calls.append(_name) or _method(self, *a, **kw),
+        )
+    return calls
+
+
+def test_a_signed_in_page_view_reads_the_cache_once(client, signing_key, idp_http, cache_calls):
+    sign_in(client, signing_key, idp_http)
+    cache_calls.clear()
+    assert client.get("/no-user/").status_code == 200
+    assert cache_calls == ["get"], "the session, and nothing more: the token is not due"
+
+
+def test_a_hint_saved_back_stale_costs_a_lock_and_a_read_not_a_refresh(client, signing_key, idp_http, cache_calls):
+    sign_in(client, signing_key, idp_http)
+    session = client.session
+    # As a page that read the session before a refresh and wrote it after leaves it: a hint that says due.
+    session[SESSION_TOKEN_KEY] = {**session[SESSION_TOKEN_KEY], "expires_at": time.time() - 5}
+    session.save()
+    fake = idp_http({})
+    cache_calls.clear()
+    assert client.get("/no-user/").status_code == 200
+    assert fake.calls == [], "the token key says the token is good: no refresh"
+    assert cache_calls == ["get", "add", "get", "delete"]  # the session; the lock, the token, the lock

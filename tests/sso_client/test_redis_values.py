@@ -48,16 +48,23 @@ def json_round_trip(value):
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("idp_in_cache")
-def test_a_session_holds_only_json_before_and_after_signing_in(client, signing_key):
+def test_a_session_and_its_keys_hold_only_json_before_and_after_signing_in(client, signing_key):
     request = begin(client)
-    pending = dict(client.session.items())  # state, nonce, PKCE verifier, where to go next
-    assert any(key.startswith("_state_") for key in pending)
+    session = dict(client.session.items())  # what binds the pending sign-in to the browser
+    assert json_round_trip(session) == session
+    pending = cache.get(f"sso_client:signin:{session['_sso_sign_in']}:{request['state']}")
+    assert set(pending["data"]) == {"redirect_uri", "code_verifier", "nonce", "next"}
     assert json_round_trip(pending) == pending
+    index = cache.get(f"sso_client:signins:{session['_sso_sign_in']}")  # a sorted set on Redis, this list elsewhere
+    assert json_round_trip(index) == index
 
     finish(client, request, token_response(make_id_token(signing_key, nonce=request["nonce"], sid="sid-1")))
-    signed_in = dict(client.session.items())  # the user, the tokens
+    signed_in = dict(client.session.items())  # the user, the token's expiry and sid
     assert "_auth_user_id" in signed_in and "_sso_token" in signed_in
     assert json_round_trip(signed_in) == signed_in
+    tokens = cache.get(f"sso_client:token:{client.session.session_key}")
+    assert set(tokens) == {"access_token", "refresh_token", "expires_at", "sid"}
+    assert json_round_trip(tokens) == tokens
 
 
 def test_a_cached_document_json_cannot_read_is_fetched_again():

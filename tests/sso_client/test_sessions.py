@@ -7,6 +7,7 @@ from django.core.cache import cache
 
 from sso_client.session_index import end_sessions, index_session
 from sso_client.sessions import SessionStore
+from sso_client.tokens import read_token, store_token
 
 
 def signed_in_session(**data) -> SessionStore:
@@ -95,3 +96,43 @@ def test_a_session_stored_by_the_version_before_is_read_as_it_is():
     old.create()
     loaded = SessionStore(session_key=old.session_key).load()
     assert loaded == {"_auth_user_id": "1", "_auth_user_backend": "django.contrib.auth.backends.ModelBackend", "x": 1}
+
+
+# --- a session's tokens (their own key) end with it -------------------------------------------------
+def session_with_tokens() -> SessionStore:
+    session = signed_in_session()
+    store_token(session, {"access_token": "a", "refresh_token": "r", "expires_at": 1e10}, sid="sid-t")
+    session.save()
+    assert read_token(session.session_key) is not None
+    return session
+
+
+def test_a_sessions_tokens_are_deleted_with_it():
+    session = session_with_tokens()
+    session.flush()  # what logout() does
+    assert read_token(session.session_key) is None
+
+
+def test_a_new_session_key_leaves_the_old_keys_tokens_behind_deleted():
+    session = session_with_tokens()
+    old_key = session.session_key
+    session.cycle_key()
+    assert read_token(old_key) is None
+
+
+def test_a_back_channel_logout_deletes_the_sessions_tokens():
+    session = session_with_tokens()
+    index_session(session, sid="sid-t", sub="tess")
+    assert end_sessions(sid="sid-t", sub=None) == 1
+    assert read_token(session.session_key) is None
+
+
+def test_a_back_channel_logout_deletes_the_tokens_with_another_session_engine(settings):
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    session = PlainCacheSessionStore()
+    session["_auth_user_id"] = "1"
+    session.create()
+    store_token(session, {"access_token": "a", "refresh_token": "r", "expires_at": 1e10})
+    index_session(session, sid="sid-u", sub="ursula")
+    assert end_sessions(sid="sid-u", sub=None) == 1
+    assert read_token(session.session_key) is None
