@@ -1,9 +1,10 @@
 """Back-channel logout retries as metrics: counted by the workers in Redis, read when scraped.
 
-The worker (`manage.py backchannel_worker`) serves no `/-/metrics`: RQ's callbacks count its
-outcomes in a Redis hash, and every IdP process reads that hash and the retry queue's length
-when scraped, in one round trip. These two families are the deployment's totals, the same on
-every replica: aggregate them with max(), not sum().
+The worker (`manage.py backchannel_worker`) serves no `/-/metrics`: its jobs count their
+deliveries' outcomes in a Redis hash, and every IdP process reads that hash and the retry queue's
+length when scraped, in one round trip. The deliveries not made yet, per application, are read
+from the database (provider.models.BackchannelDelivery) in one query. These families are the
+deployment's totals, the same on every replica: aggregate them with max(), not sum().
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ RETRY_OUTCOMES = ("delivered", "failed", "given_up")
 REDIS_TIMEOUT_SECONDS = 0.5
 
 
+def count_retries(connection, *, delivered: int, failed: int, retrying: bool) -> None:
+    """A worker job's outcomes, per delivery: `failed` ones are to be retried, or given up."""
+    if delivered:
+        _count(connection, "delivered", delivered)
+    if failed:
+        _count(connection, "failed" if retrying else "given_up", failed)
+
+
+# RQ callbacks of the jobs queued by earlier releases (one delivery each, counted by RQ's callbacks).
 def retry_delivered(job, connection, result, *args, **kwargs) -> None:
     """RQ's success callback of a queued delivery."""
     _count(connection, "delivered")
@@ -39,9 +49,9 @@ def retry_failed(job, connection, exc_type, exc_value, traceback) -> None:
     log.warning("backchannel_logout_given_up", application_id=application_id, reason=str(exc_value))
 
 
-def _count(connection, outcome: str) -> None:
+def _count(connection, outcome: str, amount: int = 1) -> None:
     try:
-        connection.hincrby(RETRIES_KEY, outcome, 1)
+        connection.hincrby(RETRIES_KEY, outcome, amount)
     except redis.RedisError as error:  # a lost count must not fail (and so repeat) the delivery
         log.warning("backchannel_logout_retry_not_counted", outcome=outcome, error=type(error).__name__)
 
@@ -93,3 +103,47 @@ class RetryQueueCollector:
         for outcome in RETRY_OUTCOMES:
             retries.add_metric([outcome], int(counts.get(outcome.encode(), 0)))
         yield retries
+
+
+class UndeliveredCollector:
+    """Back-channel logouts not made yet, per application: pending (queued, or waiting out a
+    backoff) and failed (the worker gave up), read from the database at scrape time.
+
+    One series per application with a back-channel logout URI and state, labelled by client_id:
+    as many as the applications an administrator registered, never grown by a request. With the
+    database unreachable the scrape goes on without this family.
+    """
+
+    STATES = ("pending", "failed")
+
+    def collect(self) -> Iterator:
+        from django.db.models import Count, Q
+        from oauth2_provider.models import get_application_model
+
+        try:
+            counted = list(
+                get_application_model()
+                .objects.filter(logout_settings__backchannel_logout_uri__gt="")
+                .annotate(
+                    **{
+                        state: Count("backchannel_deliveries", filter=Q(backchannel_deliveries__status=state))
+                        for state in self.STATES
+                    }
+                )
+                .values_list("client_id", *self.STATES)
+                .order_by("client_id")
+            )
+        except Exception as error:  # the scrape answers without this family, never a 500
+            log.warning("metrics_undelivered_unreadable", error=type(error).__name__)
+            return
+        undelivered = GaugeMetricFamily(
+            "idp_backchannel_logout_undelivered",
+            "Back-channel logout deliveries not made yet, per application (client_id): pending (queued, "
+            "or waiting out a backoff) and failed (the worker gave up; the admin's retry now). The same "
+            "on every replica.",
+            labels=["client_id", "state"],
+        )
+        for client_id, *counts in counted:
+            for state, count in zip(self.STATES, counts, strict=True):
+                undelivered.add_metric([client_id, state], count)
+        yield undelivered

@@ -1,9 +1,10 @@
 """The IdP's own counters: sign-ins, token grants, login sessions ended, back-channel deliveries.
 
-Every label takes its values from a small fixed set: never a username, a client id or anything
-else a client sends, so no one can grow the number of series. Under gunicorn each worker writes
-its counters to files in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py) and `/-/metrics` adds them
-up (ops.views). The back-channel worker's retries are counted in Redis instead (ops.backchannel).
+Every label here takes its values from a small fixed set: never a username, a client id or
+anything else a client sends, so no one can grow the number of series. Under gunicorn each worker
+writes its counters to files in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py) and `/-/metrics` adds
+them up (ops.views). The back-channel worker's retries are counted in Redis instead, and the
+deliveries not made yet are read from the database per application (ops.backchannel).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ LOGIN_SESSIONS_ENDED = Counter(
 )
 BACKCHANNEL_DELIVERIES = Counter(
     "idp_backchannel_logout_deliveries",
-    "Back-channel logout tokens at sign-out: delivered at once, or queued for the worker's retries.",
+    "Back-channel logout tokens at sign-out: delivered at once, or queued for the worker (its retries, "
+    "and every delivery of an administrator's sign-out).",
     ["outcome"],
 )
 
@@ -85,10 +87,11 @@ def token_error(response: HttpResponse) -> str:
     return error if error in TOKEN_ERRORS else "other"
 
 
-def login_session_ended() -> None:
-    LOGIN_SESSIONS_ENDED.inc()
-    log.info("login_session_ended")
+def login_session_ended(count: int = 1) -> None:
+    """`count` login sessions ended (an administrator's sign-out ends many at once)."""
+    LOGIN_SESSIONS_ENDED.inc(count)
+    log.info("login_session_ended", **({"count": count} if count != 1 else {}))
 
 
-def backchannel_delivery_counted(outcome: str) -> None:
-    BACKCHANNEL_DELIVERIES.labels(outcome=outcome).inc()
+def backchannel_delivery_counted(outcome: str, amount: int = 1) -> None:
+    BACKCHANNEL_DELIVERIES.labels(outcome=outcome).inc(amount)

@@ -124,3 +124,46 @@ class ApplicationLogout(models.Model):
 
     def __str__(self) -> str:
         return f"Logout settings of {self.application}"
+
+
+class BackchannelDelivery(models.Model):
+    """A back-channel logout the IdP owes a client: one row per (application, login session).
+
+    Written when a delivery is left to the worker (the sign-out's attempt failed, or an
+    administrator signed people out), and by the worker after each attempt. It outlives Redis:
+    should the retry queue be lost, the rows still say what was not delivered, and the admin's
+    "retry now" queues them again. Deleted with its login session (a day after it ended, by
+    `manage.py housekeeping`). Holds no token: each attempt signs a fresh one.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # queued for the worker, or waiting out a backoff
+        FAILED = "failed", "Failed"  # the worker gave up; "retry now" in the admin
+        DELIVERED = "delivered", "Delivered"
+
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE, related_name="backchannel_deliveries"
+    )
+    login_session = models.ForeignKey(LoginSession, on_delete=models.CASCADE, related_name="backchannel_deliveries")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField("last error", max_length=200, blank=True)
+    created = models.DateTimeField("signed out", default=timezone.now)
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    next_attempt = models.DateTimeField(
+        null=True, blank=True, help_text="When the worker tries again (pending deliveries)."
+    )
+    # The worker's job (RQ) that owns the delivery now, or the id shared by the jobs of an
+    # administrator's sign-out; "retry now" hands it to a new job.
+    job_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "back-channel logout delivery"
+        verbose_name_plural = "back-channel logout deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["application", "login_session"], name="backchannel_delivery_once")
+        ]
+        indexes = [models.Index(fields=["status", "application"], name="backchannel_delivery_status")]
+
+    def __str__(self) -> str:
+        return f"Back-channel logout to {self.application} ({self.get_status_display().lower()})"

@@ -17,6 +17,7 @@ from tests.e2e.conftest import REFRESH_DUE_SECONDS, idp_sql, session_stored
 from tests.e2e.oidc import AuthRequest
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
+from tests.e2e.waiting import wait_for
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -33,15 +34,6 @@ def idp_sid(stack, person: Visitor) -> str:
     rows = idp_sql(stack, "SELECT sid FROM provider_loginsession WHERE session_key = %s", (session_key,))
     assert rows, "the IdP keeps a login session for this browser"
     return rows[0][0]
-
-
-def wait_for(condition, *, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if condition():
-            return time.monotonic() - started
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def test_discovery_advertises_back_channel_logout(idp):
@@ -152,7 +144,7 @@ def test_a_second_browser_is_not_signed_out_by_the_first(site_a, site_b, alice):
     assert visit.redirects == 0 and signed_in_page_shows_alice(visit.page)
 
 
-def test_an_administrator_signs_a_person_out_everywhere(site_a, site_b, idp, alice, admin, stack):
+def test_an_administrator_signs_a_person_out_everywhere(site_a, site_b, idp, alice, admin, stack, redis_client):
     browsers = [signed_in_everywhere(site_a, site_b, alice) for _ in range(2)]
     operator = Visitor()
     operator.sign_in(f"{idp.url}/admin/", *admin)
@@ -163,8 +155,17 @@ def test_an_administrator_signs_a_person_out_everywhere(site_a, site_b, idp, ali
         {"action": "sign_out_everywhere", "_selected_action": str(alice_id), "index": "0"},
     )
     assert "Signed out 1 person" in done.page.text
+    # Signed out of the IdP at once; the sites are told by the worker (the admin does not wait).
     for person in browsers:
-        for site in (site_a, site_b, idp.url):
+        assert person.visit(f"{idp.url}/").shows_login_form()
+        for prefix in ("site_a", "site_b"):
+            session = person.cookie(f"{prefix}_sessionid")
+            wait_for(
+                lambda prefix=prefix, session=session: not session_stored(redis_client, prefix, session),
+                timeout=30,
+                what=f"{prefix} told",
+            )
+        for site in (site_a, site_b):
             assert person.visit(f"{site}/").shows_login_form(), site
 
 

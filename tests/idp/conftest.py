@@ -12,6 +12,7 @@ import pytest
 
 from devstack.postgres_server import databases_for_tests, unique_name
 from tests.database_report import database_used, pytest_report_header, pytest_terminal_summary  # noqa: F401  (hooks)
+from tests.idp.backchannel_world import redis_server, retry_queue, sites  # noqa: F401  (fixtures)
 from tests.log_capture import log_lines  # noqa: F401  (a fixture of the logging tests)
 
 
