@@ -2,7 +2,8 @@
 
 `PostgresServer` runs `initdb` and `postgres` (Debian's `postgresql` package, or any installation
 whose `bin/` holds both) in a temporary directory, on a free port of 127.0.0.1, and removes it all
-on `stop()`. PostgreSQL refuses to run as root: as root the server runs as the user `nobody`.
+on `stop()`; `halt()` and `resume()` stop it and start it again on its data, as a restart would.
+PostgreSQL refuses to run as root: as root the server runs as the user `nobody`.
 
 `databases_for_tests()` picks what the tests run on: `TEST_DATABASE_URL` when set (a `sqlite:` URL
 asks for SQLite), else a private server when the binaries exist, else SQLite files. Each test
@@ -84,6 +85,7 @@ class PostgresServer:
         self.process: subprocess.Popen | None = None
         self.user: str | None = None
         self._log = None
+        self._serve: dict | None = None  # how the server was started, for resume()
 
     @property
     def url(self) -> str:
@@ -150,13 +152,36 @@ class PostgresServer:
             args = [str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port)]
             for name, value in settings.items():
                 args += ["-c", f"{name}={value}"]
-            self.process = subprocess.Popen(
-                args, cwd=self.directory, env=env, stdout=self._log, stderr=subprocess.STDOUT, **drop
-            )
-            self._wait_until_answering(timeout)
+            self._serve = {"args": args, "cwd": self.directory, "env": env, **drop}
+            self._start_server(timeout)
         except BaseException:
             self.stop()
             raise
+        return self
+
+    def _start_server(self, timeout: float) -> None:
+        assert self._serve is not None
+        self.process = subprocess.Popen(**self._serve, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_until_answering(timeout)
+
+    def halt(self, *, timeout: float = 15.0) -> None:
+        """Stop the server as a restart does (fast shutdown: open sessions are ended, transactions
+        in flight rolled back), keeping its data for `resume()`."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.process = None
+
+    def resume(self, *, timeout: float = 30.0) -> PostgresServer:
+        """Start a halted server again: the same data, on the same port."""
+        if self._serve is None or self.directory is None:
+            raise ProcessFailed("resume() starts a server that was started before and halted, not stopped.")
+        if self.process is None:
+            self._start_server(timeout)
         return self
 
     def _wait_until_answering(self, timeout: float) -> None:
@@ -191,6 +216,7 @@ class PostgresServer:
                     self.process.wait(timeout=timeout)
         finally:
             self.process = None
+            self._serve = None
             if self._log is not None:
                 self._log.close()
                 self._log = None

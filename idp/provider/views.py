@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -14,6 +13,7 @@ from accounts.login import TwoFactorLoginMixin
 from provider.redis_health import redis_problem
 from provider.selectors import account_for
 from sso_client import pages
+from sso_client.health import database_unreachable
 
 
 class LoginView(TwoFactorLoginMixin, auth_views.LoginView):
@@ -62,10 +62,8 @@ def health_ready(request: HttpRequest) -> JsonResponse:
     problems = {}
     if problem := redis_problem():
         problems["redis"] = problem
-    try:
-        connection.ensure_connection()
-    except Exception as error:
-        problems["database"] = type(error).__name__
+    if problem := database_unreachable():
+        problems["database"] = problem
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
     return JsonResponse({"status": "ok"})
@@ -75,6 +73,24 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     return render(request, "provider/csrf_failure.html", status=403)
 
 
+#: The endpoints that answer programs, in JSON (token, introspection, revocation, device, userinfo,
+#: discovery and the JWKS): an outage there is answered in JSON too, as their other errors are.
+JSON_ENDPOINTS = (
+    "/o/token/",
+    "/o/introspect/",
+    "/o/revoke_token/",
+    "/o/device-authorization/",
+    "/o/userinfo/",
+    "/o/.well-known/",
+)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: a session store outage is the operator's to fix, so say 503, not 500."""
-    return pages.server_error(request, template_name="provider/unavailable.html")
+    """handler500: the session store or the database unreachable is the operator's to fix, so say
+    503 (a page, or JSON at the endpoints that answer programs), not 500."""
+    return pages.server_error(
+        request,
+        template_name="provider/unavailable.html",
+        database_template_name="provider/database_unavailable.html",
+        as_json=request.path.startswith(JSON_ENDPOINTS),
+    )

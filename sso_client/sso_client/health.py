@@ -1,7 +1,7 @@
 """Is the session store reachable? Checked when a site starts, and by its health endpoints.
 
 Route them with `path("-/health/", include("sso_client.health"))`: `live/` answers while the
-process runs, `ready/` only while the session store (Redis) answers too.
+process runs, `ready/` only while the session store (Redis) and the database answer too.
 """
 
 from __future__ import annotations
@@ -25,6 +25,26 @@ def session_store_problem() -> str | None:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         host = str(settings.CACHES[alias].get("LOCATION", alias)).rsplit("@", 1)[-1]  # no password
         return f"Cannot reach the session store (Redis at {host}): {reason}."
+    return None
+
+
+def database_unreachable(alias: str = "default") -> str | None:
+    """None when the database answers a query now; otherwise one line saying where it is and why not.
+
+    Asked the way requests ask it, through the process's own connection (PostgreSQL: one from
+    the pool, which replaces connections the server dropped), so that ready means able to serve.
+    """
+    from django.db import connections
+
+    from sso_client.database import describe
+
+    connection = connections[alias]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"Cannot reach the database ({describe(connection.settings_dict)}): {reason}."
     return None
 
 
@@ -96,8 +116,14 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 def ready(request: HttpRequest) -> JsonResponse:
+    """Ready to serve: the session store and the database both answer; else 503 naming what does not."""
+    problems = {}
     if problem := session_store_problem():
-        return JsonResponse({"status": "unavailable", "problems": {"redis": problem}}, status=503)
+        problems["redis"] = problem
+    if problem := database_unreachable():
+        problems["database"] = problem
+    if problems:
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
     return JsonResponse({"status": "ok"})
 
 

@@ -1,16 +1,18 @@
-"""The app's own pages: problems with signing in, signed out (in the site's layout), Redis unreachable."""
+"""The app's own pages: problems with signing in, signed out (in the site's layout), Redis or the
+database unreachable."""
 
 from __future__ import annotations
 
 import sys
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views import defaults
 
 from sso_client.conf import sso_settings
+from sso_client.database import is_database_outage
 from sso_client.redis_deployment import is_redis_outage
 
 
@@ -44,16 +46,43 @@ def idp_unavailable_page(request: HttpRequest) -> HttpResponse:
 
 #: Seconds a browser or client is told to wait before trying again while Redis is unreachable.
 REDIS_OUTAGE_RETRY_AFTER_SECONDS = 5
+#: The same while the database is unreachable: a restart of PostgreSQL takes a few seconds, and
+#: the connection pool reconnects within a few more (sso_client.database.POOL_RECONNECT_SECONDS).
+DATABASE_OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
-def server_error(request: HttpRequest, template_name: str = "sso_client/unavailable.html") -> HttpResponse:
-    """handler500 of a site: Redis unreachable (or failing over) is 503 with a readable page, not 500.
+def server_error(
+    request: HttpRequest,
+    template_name: str = "sso_client/unavailable.html",
+    *,
+    database_template_name: str = "sso_client/database_unavailable.html",
+    as_json: bool = False,
+) -> HttpResponse:
+    """handler500 of a site: Redis or the database unreachable (or failing over) is 503, not 500.
 
-    In the site's root urls.py: `handler500 = "sso_client.pages.server_error"`. The page is
-    rendered without the request: its context processors would reach for the broken session.
+    In the site's root urls.py: `handler500 = "sso_client.pages.server_error"`. The page says
+    which store cannot be reached (`template_name` for the session store, `database_template_name`
+    for the database) and is rendered without the request: its context processors would reach for
+    the broken session or database. With `as_json` (an endpoint that answers programs) the answer
+    is an OAuth 2.0 error object instead. Any other error stays Django's 500 page.
     """
-    if is_redis_outage(sys.exc_info()[1]):
-        response = HttpResponse(render_to_string(template_name), status=503)
-        response["Retry-After"] = str(REDIS_OUTAGE_RETRY_AFTER_SECONDS)
-        return response
-    return defaults.server_error(request)
+    error = sys.exc_info()[1]
+    if is_redis_outage(error):
+        store, template, retry_after = "session store", template_name, REDIS_OUTAGE_RETRY_AFTER_SECONDS
+    elif is_database_outage(error):
+        store, template, retry_after = "database", database_template_name, DATABASE_OUTAGE_RETRY_AFTER_SECONDS
+    else:
+        return defaults.server_error(request)
+    if as_json:
+        response = JsonResponse(
+            {
+                "error": "temporarily_unavailable",
+                "error_description": f"The service cannot reach its {store} right now. Try again in a moment.",
+            },
+            status=503,
+        )
+        response["Cache-Control"] = "no-store"
+    else:
+        response = HttpResponse(render_to_string(template), status=503)
+    response["Retry-After"] = str(retry_after)
+    return response

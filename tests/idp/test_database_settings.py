@@ -11,7 +11,7 @@ def test_postgresql_goes_through_a_pool_sized_for_gunicorns_threads():
     assert config["ENGINE"] == "django.db.backends.postgresql"
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"]) == ("db", 5432, "idp", "sso")
     assert config["CONN_MAX_AGE"] == 0, "Django's pool refuses persistent connections"
-    assert config["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 6, "timeout": 5}
+    assert config["OPTIONS"]["pool"] == {"min_size": 1, "max_size": 6, "timeout": 5, "reconnect_timeout": 10}
     assert config["OPTIONS"]["sslmode"] == "require", "the URL's own options are kept"
 
 
