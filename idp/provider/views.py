@@ -91,6 +91,5 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return pages.server_error(
         request,
         template_name="provider/unavailable.html",
-        database_template_name="provider/database_unavailable.html",
         as_json=request.path.startswith(JSON_ENDPOINTS),
     )

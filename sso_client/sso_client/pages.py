@@ -52,25 +52,21 @@ DATABASE_OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 def server_error(
-    request: HttpRequest,
-    template_name: str = "sso_client/unavailable.html",
-    *,
-    database_template_name: str = "sso_client/database_unavailable.html",
-    as_json: bool = False,
+    request: HttpRequest, template_name: str = "sso_client/unavailable.html", *, as_json: bool = False
 ) -> HttpResponse:
     """handler500 of a site: Redis or the database unreachable (or failing over) is 503, not 500.
 
     In the site's root urls.py: `handler500 = "sso_client.pages.server_error"`. The page says
-    which store cannot be reached (`template_name` for the session store, `database_template_name`
-    for the database) and is rendered without the request: its context processors would reach for
-    the broken session or database. With `as_json` (an endpoint that answers programs) the answer
-    is an OAuth 2.0 error object instead. Any other error stays Django's 500 page.
+    which store cannot be reached (`store` in its context: "session store" or "database") and is
+    rendered without the request: its context processors would reach for the broken session or
+    database. With `as_json` (an endpoint that answers programs) the answer is an OAuth 2.0 error
+    object instead. Any other error stays Django's 500 page.
     """
     error = sys.exc_info()[1]
     if is_redis_outage(error):
-        store, template, retry_after = "session store", template_name, REDIS_OUTAGE_RETRY_AFTER_SECONDS
+        store, retry_after = "session store", REDIS_OUTAGE_RETRY_AFTER_SECONDS
     elif is_database_outage(error):
-        store, template, retry_after = "database", database_template_name, DATABASE_OUTAGE_RETRY_AFTER_SECONDS
+        store, retry_after = "database", DATABASE_OUTAGE_RETRY_AFTER_SECONDS
     else:
         return defaults.server_error(request)
     if as_json:
@@ -83,6 +79,6 @@ def server_error(
         )
         response["Cache-Control"] = "no-store"
     else:
-        response = HttpResponse(render_to_string(template), status=503)
+        response = HttpResponse(render_to_string(template_name, {"store": store}), status=503)
     response["Retry-After"] = str(retry_after)
     return response
