@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help system-packages run test test-unit test-e2e lint format lock bench clean
+.PHONY: help system-packages run test test-unit test-e2e lint format lock bench soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: $(STAMP) ## Benchmarks (not tests): throughput per server core and latenc
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null \
 	    || { echo "error: installing wrk failed; make bench needs it"; exit 1; }; }
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+soak: $(STAMP) system-packages ## Soak: 200 virtual people for minutes, every fault injected, a JSON and Markdown report (SOAK_ARGS=--help)
+	$(PY) -m soak.run $(SOAK_ARGS)
 
 lint: $(STAMP) ## Check style with ruff
 	$(PY) -m ruff check .
