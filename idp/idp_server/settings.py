@@ -211,8 +211,12 @@ OAUTH2_PROVIDER = {
     "ID_TOKEN_EXPIRE_SECONDS": int(os.environ.get("ACCESS_TOKEN_SECONDS", 300)),
     "REFRESH_TOKEN_EXPIRE_SECONDS": SESSION_COOKIE_AGE,
     "ROTATE_REFRESH_TOKEN": True,
-    # A rotated-out refresh token used again revokes the whole token family (RFC 9700 4.14.2).
+    # A rotated-out refresh token used again revokes the whole token family (RFC 9700 4.14.2),
+    # except within REFRESH_TOKEN_GRACE_SECONDS of its rotation: then the answer the client may
+    # never have received (a timeout, a crash, a lost connection) is given again, the same pair,
+    # nothing new. Without it a slow IdP signs people out (docs/reliability.md).
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": int(os.environ.get("REFRESH_TOKEN_GRACE_SECONDS", 60)),
     # Client secrets are long random strings: a fast salted hash is as safe as a slow one there.
     "CLIENT_SECRET_HASHER": "client_secret_sha256",
     "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,

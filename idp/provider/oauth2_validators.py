@@ -6,6 +6,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from jwcrypto import jwt
@@ -275,9 +276,10 @@ class OAuth2Validator(ToolkitOAuth2Validator):
             and "scope" in token
             and self.rotate_refresh_token(request)
             and isinstance(rt, RefreshToken)
-            and rt.revoked is None
         ):
             return super()._save_bearer_token(token, request, *args, **kwargs)
+        if rt.revoked is not None:  # rotated out within the grace period (validate_refresh_token)
+            return self._reissue_lost_pair(token, request, rt)
         self._check_and_set_request_resource(request)  # the refresh token's own resources: no query
         now = timezone.now()
         expires = now + timedelta(seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
@@ -294,6 +296,25 @@ class OAuth2Validator(ToolkitOAuth2Validator):
             AccessToken.objects.filter(pk=old_access_token_id)._raw_delete(AccessToken.objects.db)
         access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
         self._create_refresh_token(request, token["refresh_token"], access_token, rt)
+
+    def _reissue_lost_pair(self, token, request, rt) -> None:
+        """A rotated-out refresh token presented again within REFRESH_TOKEN_GRACE_PERIOD_SECONDS:
+        the client never received the answer of its rotation (a timeout, a crash, Redis lost).
+
+        Tokens are stored as checksums only, so that answer cannot be given again; instead the
+        pair it held is revoked (the client never had it) and a new pair is minted from the same
+        refresh token, in the same family. Whoever presents the revoked pair's refresh token
+        later, the client or a thief, is refused and revokes the whole family.
+        """
+        self._check_and_set_request_resource(request)
+        now = timezone.now()
+        expires = now + timedelta(seconds=token.get("expires_in", oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS))
+        with transaction.atomic():
+            lost = list(AccessToken.objects.select_for_update().filter(source_refresh_token=rt))
+            RefreshToken.objects.filter(access_token__in=lost).update(revoked=now, updated=now, access_token=None)
+            AccessToken.objects.filter(pk__in=[access_token.pk for access_token in lost]).delete()
+            access_token = self._create_access_token(expires, request, token, source_refresh_token=rt)
+            self._create_refresh_token(request, token["refresh_token"], access_token, rt)
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)

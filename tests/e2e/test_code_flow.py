@@ -95,6 +95,9 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(idp, site_a_cl
     callback = idp.sign_in(requests.Session(), request, *alice)
     tokens = idp.exchange(request, callback["code"]).json()
     fresh = idp.token(site_a_client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()
+    # The client uses its new pair: from now on the old refresh token can only be a replay (before
+    # that, within REFRESH_TOKEN_GRACE_SECONDS, it would be a lost answer: the next test).
+    fresh = idp.token(site_a_client, grant_type="refresh_token", refresh_token=fresh["refresh_token"]).json()
 
     replay = idp.token(site_a_client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert replay.status_code == 400
@@ -102,6 +105,21 @@ def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(idp, site_a_cl
     # RFC 9700 4.14.2: a replayed refresh token is a sign of theft, so its successor dies too.
     successor = idp.token(site_a_client, grant_type="refresh_token", refresh_token=fresh["refresh_token"])
     assert successor.json()["error"] == "invalid_grant"
+
+
+def test_a_refresh_answer_lost_on_its_way_is_replaced_not_held_against_the_client(idp, site_a_client, alice):
+    """The client timed out (or crashed) while the IdP rotated: it presents the old refresh token
+    again, soon after. It gets a new pair; the pair it never received is revoked."""
+    request = AuthRequest(site_a_client)
+    tokens = idp.exchange(request, idp.sign_in(requests.Session(), request, *alice)["code"]).json()
+    lost = idp.token(site_a_client, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()
+
+    again = idp.token(site_a_client, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+    assert again.status_code == 200, again.text
+    assert idp.userinfo(again.json()["access_token"]).status_code == 200
+    assert idp.userinfo(lost["access_token"]).status_code == 401
+    onwards = idp.token(site_a_client, grant_type="refresh_token", refresh_token=again.json()["refresh_token"])
+    assert onwards.status_code == 200
 
 
 def test_a_second_sign_in_with_an_idp_session_shows_no_login_page(idp, site_a_client, alice):

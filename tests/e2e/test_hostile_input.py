@@ -442,10 +442,14 @@ def refresh_token_of_another_client(c: Catalogue) -> requests.Response:
 
 
 def replayed_refresh_token(c: Catalogue) -> requests.Response:
+    """A refresh token replayed once its successor was used (a rotated-out token presented again
+    while its successor is unused is a lost answer, within REFRESH_TOKEN_GRACE_SECONDS: then the
+    unused successor is revoked instead, tests/idp/test_refresh_grace.py)."""
     first = c.tokens("site-a")
     rotated = c.remember(c.refresh("site-a", first["refresh_token"]))
+    latest = c.remember(c.refresh("site-a", rotated["refresh_token"]))
     replay = c.refresh("site-a", first["refresh_token"])
-    assert c.refresh("site-a", rotated["refresh_token"]).status_code == 400, "a replay revokes the whole family"
+    assert c.refresh("site-a", latest["refresh_token"]).status_code == 400, "a replay revokes the whole family"
     return replay
 
 
