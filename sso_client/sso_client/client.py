@@ -16,6 +16,7 @@ import requests
 from authlib.integrations.django_client import DjangoOAuth2App, OAuth
 from django.core.cache import caches
 
+from sso_client import idp_breaker
 from sso_client.conf import sso_settings
 from sso_client.logs import request_id_headers, send_request_id
 from sso_client.sign_in_states import PendingSignIns
@@ -30,7 +31,8 @@ class IdentityProviderUnavailable(Exception):
 
 def fetch_json(url: str) -> dict:
     try:
-        response = requests.get(url, timeout=sso_settings.HTTP_TIMEOUT_SECONDS, headers=request_id_headers())
+        with idp_breaker.watching():
+            response = requests.get(url, timeout=sso_settings.HTTP_TIMEOUT_SECONDS, headers=request_id_headers())
         response.raise_for_status()
         return response.json()
     except (OSError, ValueError) as error:  # requests' errors are OSErrors
@@ -51,6 +53,12 @@ class IdentityProviderApp(DjangoOAuth2App):
             document = fetch_json(url)
             self.cache.set(key, document, sso_settings.METADATA_CACHE_SECONDS)
         return document
+
+    def fetch_access_token(self, *args, **kwargs) -> dict:
+        """Every call to the token endpoint (code exchange, refresh): one that times out or cannot
+        connect opens the breaker (sso_client.idp_breaker), an answer closes it."""
+        with idp_breaker.watching():
+            return super().fetch_access_token(*args, **kwargs)
 
     def load_server_metadata(self) -> dict:
         return self._cached_json(f"sso_client:metadata:{self._server_metadata_url}", self._server_metadata_url)

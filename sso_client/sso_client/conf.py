@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_CACHE_SECONDS": 3600,
     # Timeout of every call to the IdP (connect and read).
     "HTTP_TIMEOUT_SECONDS": 5,
+    # After a call to the IdP timed out or could not connect, for this long no process of the site
+    # calls it (sso_client.idp_breaker): a token still valid is used without a refresh, an expired
+    # one and a sign-in get the "unavailable" page at once, instead of each waiting for the timeout.
+    "IDP_UNREACHABLE_SECONDS": 10,
     # How long a started sign-in (its state, nonce and PKCE verifier) stays valid. A session
     # that holds nothing else expires with it, so anonymous visits cost Redis minutes, not hours.
     "SIGN_IN_STATE_SECONDS": 600,

@@ -16,7 +16,8 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from sso_client.client import identity_provider
+from sso_client import idp_breaker
+from sso_client.client import IdentityProviderUnavailable, identity_provider
 from sso_client.conf import sso_settings
 from sso_client.session_index import index_session
 from sso_client.sign_in_states import holds_only_sign_ins
@@ -53,6 +54,10 @@ def post_logout_redirect_uri(request: HttpRequest) -> str:
 
 
 def start_sign_in(request: HttpRequest, next_path: str | None) -> HttpResponseRedirect:
+    if idp_breaker.is_open():
+        # A call to the IdP timed out or could not connect a moment ago: the browser is not sent
+        # there (the callers answer the "unavailable" page).
+        raise IdentityProviderUnavailable("the identity provider did not answer a moment ago")
     idp = identity_provider()
     uri = redirect_uri(request)
     authorization = idp.create_authorization_url(uri)

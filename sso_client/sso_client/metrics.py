@@ -30,13 +30,14 @@ from sso_client.prometheus import exposition, metrics_allowed
 
 log = structlog.get_logger(__name__)
 
-REFRESH_OUTCOMES = ("refreshed", "refused", "idp_error", "idp_unreachable")
+REFRESH_OUTCOMES = ("refreshed", "refused", "idp_error", "idp_unreachable", "skipped_idp_unreachable")
 BACKCHANNEL_OUTCOMES = ("accepted", "refused", "unavailable")
 
 TOKEN_REFRESHES = Counter(
     "sso_client_token_refreshes",
     "Access token refreshes by outcome: refreshed; refused (the grant was revoked: the local session "
-    "ended); idp_error (another OAuth error); idp_unreachable (no answer, or not OAuth).",
+    "ended); idp_error (another OAuth error); idp_unreachable (no answer, or not OAuth); "
+    "skipped_idp_unreachable (not tried: a call to the IdP timed out or could not connect a moment ago).",
     ["outcome"],
 )
 BACKCHANNEL_LOGOUTS = Counter(

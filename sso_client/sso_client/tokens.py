@@ -34,8 +34,10 @@ from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.core.cache import caches
 from django.http import HttpRequest
 
+from sso_client import idp_breaker
 from sso_client.client import IdentityProviderUnavailable, identity_provider
 from sso_client.conf import sso_settings
+from sso_client.locks import OwnedLock
 from sso_client.metrics import token_refresh_counted
 
 SESSION_TOKEN_KEY = "_sso_token"  # noqa: S105 - a session key name, not a secret
@@ -171,15 +173,18 @@ def keep_token_fresh(request: HttpRequest) -> Freshness:
     if not old_shape and not needs_refresh(hint, time.time()):
         return Freshness.FRESH  # decided from the session alone: no more Redis
 
-    cache = _cache()
-    lock = f"sso_client:refresh-lock:{session.session_key}"
+    # One request per session refreshes, under a lock that only it releases (sso_client.locks).
+    lock = OwnedLock(
+        f"sso_client:refresh-lock:{session.session_key}",
+        timeout=sso_settings.REFRESH_WAIT_SECONDS + sso_settings.HTTP_TIMEOUT_SECONDS,
+    )
     deadline = time.time() + sso_settings.REFRESH_WAIT_SECONDS
     while True:
-        if cache.add(lock, "1", timeout=sso_settings.REFRESH_WAIT_SECONDS + sso_settings.HTTP_TIMEOUT_SECONDS):
+        if lock.acquire():
             try:
                 return _under_lock(request)
             finally:
-                cache.delete(lock)
+                lock.release()
         # Another request of this session holds the lock: its result is used once it is stored.
         latest = read_token(session.session_key)
         if latest is None and not old_shape:
@@ -188,12 +193,14 @@ def keep_token_fresh(request: HttpRequest) -> Freshness:
         if latest is not None and not needs_refresh(latest, time.time()):
             _use(session, latest)
             return Freshness.FRESH
+        if _still_valid(latest or (hint if old_shape else None)):
+            # Only within the refresh margin: this page is served with the token it has, at once,
+            # whatever the other request's refresh takes (a slow IdP, a lock that outlived its holder).
+            return Freshness.FRESH
+        # Expired: nothing to serve the page with but the other request's result.
         if time.time() > deadline:
-            break
+            raise IdentityProviderUnavailable("timed out waiting for another request's token refresh")
         time.sleep(0.05)
-    if _still_valid(read_token(session.session_key) or (hint if old_shape else None)):
-        return Freshness.FRESH  # the other request is slow; this token still works meanwhile
-    raise IdentityProviderUnavailable("timed out waiting for another request's token refresh")
 
 
 def _use(session: SessionBase, token: Mapping[str, object]) -> None:
@@ -252,6 +259,13 @@ def _store(session: SessionBase, token: dict) -> bool:
 def _refresh(request: HttpRequest, latest: dict) -> Freshness:
     from authlib.integrations.base_client import OAuthError
 
+    if not idp_breaker.may_call():
+        # A call to the IdP timed out or could not connect a moment ago (sso_client.idp_breaker):
+        # no page waits for it. A token still valid serves; an expired one gets the unavailable page.
+        token_refresh_counted("skipped_idp_unreachable")
+        if _still_valid(latest):
+            return Freshness.FRESH
+        raise IdentityProviderUnavailable("the identity provider did not answer a moment ago: not called")
     try:
         fresh = identity_provider().fetch_access_token(
             grant_type="refresh_token", refresh_token=latest["refresh_token"]

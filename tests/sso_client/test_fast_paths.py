@@ -312,4 +312,6 @@ def test_a_hint_saved_back_stale_costs_a_lock_and_a_read_not_a_refresh(client, s
     cache_calls.clear()
     assert client.get("/no-user/").status_code == 200
     assert fake.calls == [], "the token key says the token is good: no refresh"
-    assert cache_calls == ["get", "add", "get", "delete"]  # the session; the lock, the token, the lock
+    # The session; the lock, the token, the lock released by its holder: on this in-memory cache
+    # read then deleted, on Redis one compare-and-delete (sso_client.locks).
+    assert cache_calls == ["get", "add", "get", "get", "delete"]

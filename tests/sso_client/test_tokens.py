@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from unittest import mock
 
@@ -183,11 +184,46 @@ def test_an_unreachable_idp_with_an_expired_token_is_unavailable(request_with_to
         keep_token_fresh(request)
 
 
-def test_while_another_request_holds_the_lock_this_one_waits_then_serves(request_with_token):
+def test_while_another_request_holds_the_lock_one_whose_token_is_still_valid_does_not_wait(request_with_token):
+    """Its token is only within the refresh margin: the page is served with it at once. (Also a lock
+    that outlived a Redis restart, its holder gone, costs such a request nothing.)"""
     request = request_with_token(expires_in=10)
     cache.add(f"sso_client:refresh-lock:{request.session.session_key}", "1", timeout=30)
+    started = time.monotonic()
     with mock.patch.object(IdentityProviderApp, "fetch_access_token") as fetch:
-        assert keep_token_fresh(request) is Freshness.FRESH  # token still valid after the wait
+        assert keep_token_fresh(request) is Freshness.FRESH
+    assert time.monotonic() - started < 0.3, "it did not wait for the other request"
+    fetch.assert_not_called()
+    assert access_token(request) == "old"
+
+
+def test_while_another_request_holds_the_lock_one_whose_token_has_expired_waits_for_its_result(request_with_token):
+    request = request_with_token(expires_in=-5)
+    key = request.session.session_key
+    cache.add(f"sso_client:refresh-lock:{key}", "1", timeout=30)
+    holder = threading.Timer(0.3, lambda: cache.set(token_key(key), {**refreshed("by-holder", "r-h"), "sid": "s"}, 600))
+    started = time.monotonic()
+    holder.start()
+    try:
+        with mock.patch.object(IdentityProviderApp, "fetch_access_token") as fetch:
+            assert keep_token_fresh(request) is Freshness.FRESH
+    finally:
+        holder.join()
+    assert time.monotonic() - started >= 0.25, "it waited for the other request's refresh"
+    fetch.assert_not_called()
+    assert access_token(request) == "by-holder"
+
+
+def test_an_expired_token_whose_refresh_by_another_request_never_ends_is_unavailable(request_with_token):
+    request = request_with_token(expires_in=-5)
+    cache.add(f"sso_client:refresh-lock:{request.session.session_key}", "1", timeout=30)
+    started = time.monotonic()
+    with (
+        mock.patch.object(IdentityProviderApp, "fetch_access_token") as fetch,
+        pytest.raises(IdentityProviderUnavailable),
+    ):
+        keep_token_fresh(request)
+    assert 0.9 <= time.monotonic() - started < 3, "it waited REFRESH_WAIT_SECONDS (1 s here), no longer"
     fetch.assert_not_called()
 
 
