@@ -57,7 +57,7 @@ test-unit: $(STAMP) ## Unit tests of each part, each with its own Django setting
 	$(PY) -m pytest tests/sso_client --ds tests.sso_client.settings
 
 test-e2e: $(STAMP) ## End-to-end tests: real redis-server, real gunicorn processes, real Chromium
-	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/e2e --durations=15
 
 bench: $(STAMP) ## Benchmarks (not tests): throughput per server core and latency of each flow (BENCH_ARGS=--help)
 	@command -v wrk >/dev/null || { \
