@@ -40,3 +40,27 @@ def check_database_reachable(app_configs, databases=None, **kwargs) -> list[chec
         return []
     problem = database_problem("DATABASE_URL")
     return [checks.Error(problem, id="provider.E010")] if problem else []
+
+
+@checks.register()
+def check_refresh_grace_has_its_validator(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The refresh-token grace period with hashed token storage needs this IdP's validator, which
+    mints a new pair for a lost answer (the toolkit would hand back the stored one: empty)."""
+    from oauth2_provider.settings import oauth2_settings
+
+    from provider.oauth2_validators import OAuth2Validator
+
+    if not (
+        oauth2_settings.REFRESH_TOKEN_GRACE_PERIOD_SECONDS > 0 and oauth2_settings.COMPLIANT_BCP_RFC9700_TOKEN_STORAGE
+    ):
+        return []
+    if issubclass(oauth2_settings.OAUTH2_VALIDATOR_CLASS, OAuth2Validator):
+        return []
+    return [
+        checks.Error(
+            "REFRESH_TOKEN_GRACE_SECONDS with hashed token storage needs the IdP's own validator "
+            "(provider.oauth2_validators.OAuth2Validator) as OAUTH2_VALIDATOR_CLASS.",
+            hint="Set REFRESH_TOKEN_GRACE_SECONDS=0, or subclass provider.oauth2_validators.OAuth2Validator.",
+            id="provider.E004",
+        )
+    ]

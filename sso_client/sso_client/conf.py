@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "METADATA_CACHE_SECONDS": 3600,
     # Timeout of every call to the IdP (connect and read).
     "HTTP_TIMEOUT_SECONDS": 5,
+    # Timeout of a refresh made ahead of expiry, while the access token still works: a page does
+    # not wait long for it (a token already expired waits HTTP_TIMEOUT_SECONDS).
+    "REFRESH_AHEAD_TIMEOUT_SECONDS": 2,
     # After a call to the IdP timed out or could not connect, for this long no process of the site
     # calls it (sso_client.idp_breaker): a token still valid is used without a refresh, an expired
     # one and a sign-in get the "unavailable" page at once, instead of each waiting for the timeout.

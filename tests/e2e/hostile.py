@@ -87,7 +87,9 @@ def client_ids_of(request: requests.PreparedRequest) -> set[str]:
     if body and "application/x-www-form-urlencoded" in content_type:
         text = body.decode("latin-1") if isinstance(body, bytes) else body
         pairs += parse_qsl(text, keep_blank_values=True)
-    names = {value for key, value in pairs if key == "client_id"}
+    # An empty value is no value: "parameters sent without a value MUST be treated as if they were
+    # omitted from the request" (RFC 6749 section 3.1).
+    names = {value for key, value in pairs if key == "client_id" and value}
     if not names:  # end-session may name its client by the hint alone
         for key, value in pairs:
             if key == "id_token_hint":

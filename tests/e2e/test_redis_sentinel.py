@@ -50,9 +50,16 @@ class SentinelDeployment:
         }
 
     def primary_now(self) -> redis.Redis:
-        """A client of whichever server the Sentinels name as primary now."""
-        addresses = {sentinel.primary_address() for sentinel in self.sentinels} - {None}
-        assert len(addresses) == 1, f"the Sentinels disagree: {addresses}"
+        """A client of whichever server the Sentinels name as primary, once they all agree (each
+        learns of a failover from the others within a few seconds)."""
+        addresses: set = set()
+
+        def agreed() -> bool:
+            addresses.clear()
+            addresses.update(sentinel.primary_address() for sentinel in self.sentinels)
+            return len(addresses) == 1 and None not in addresses
+
+        wait_for(agreed, timeout=FAILOVER_BOUND_SECONDS, what=f"the Sentinels agreeing on the primary ({addresses})")
         host, port = addresses.pop()
         return redis.Redis(host=host, port=port, password=self.password, socket_connect_timeout=1)
 

@@ -71,3 +71,20 @@ def test_a_rotated_out_token_used_after_the_grace_period_revokes_the_family(worl
     assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
     assert world.userinfo(second["access_token"]).status_code == 401
     assert world.refresh(second["refresh_token"]).status_code == 400
+
+
+def test_the_grace_period_with_this_idps_validator_passes_the_checks():
+    from django.core import checks
+
+    assert "provider.E004" not in [message.id for message in checks.run_checks()]
+
+
+def test_the_grace_period_with_the_toolkits_validator_is_refused(settings):
+    """The toolkit's own grace path would hand back the stored pair: only checksums here."""
+    from django.core import checks
+
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "OAUTH2_VALIDATOR_CLASS": "oauth2_provider.oauth2_validators.OAuth2Validator",
+    }
+    assert "provider.E004" in [message.id for message in checks.run_checks()]

@@ -85,7 +85,7 @@ def test_a_token_near_expiry_is_refreshed_and_saved(request_with_token):
     request = request_with_token(expires_in=10)
     with mock.patch.object(IdentityProviderApp, "fetch_access_token", return_value=refreshed()) as fetch:
         assert keep_token_fresh(request) is Freshness.FRESH
-    assert fetch.call_args.kwargs == {"grant_type": "refresh_token", "refresh_token": "r1"}
+    assert fetch.call_args.kwargs == {"grant_type": "refresh_token", "refresh_token": "r1", "timeout": 2}
     stored = read_token(request.session.session_key)
     assert stored == {"access_token": "new", "refresh_token": "r2", "expires_at": mock.ANY, "sid": "sid-1"}
     assert stored["expires_at"] > time.time() + 200
@@ -279,7 +279,7 @@ def test_a_session_of_the_older_shape_due_for_refresh_is_moved_then_refreshed():
     request = older_request(old_shape_token(10, sid="sid-old"))
     with mock.patch.object(IdentityProviderApp, "fetch_access_token", return_value=refreshed()) as fetch:
         assert keep_token_fresh(request) is Freshness.FRESH
-    assert fetch.call_args.kwargs == {"grant_type": "refresh_token", "refresh_token": "r1"}
+    assert fetch.call_args.kwargs == {"grant_type": "refresh_token", "refresh_token": "r1", "timeout": 2}
     stored = read_token(request.session.session_key)
     assert stored == {"access_token": "new", "refresh_token": "r2", "expires_at": mock.ANY, "sid": "sid-old"}
     assert stored_hint(request) == {"expires_at": stored["expires_at"]}
@@ -323,3 +323,22 @@ def test_a_token_without_a_usable_sid_has_none(token):
 
 def test_the_sid_kept_wins_over_an_old_id_token():
     assert token_sid({**old_shape_token(60, sid="from-id-token"), "sid": "kept"}) == "kept"
+
+
+def test_a_refresh_ahead_of_expiry_waits_briefly_and_one_of_an_expired_token_fully(request_with_token, settings):
+    """A slow IdP must not hold a page whose token still works for the full timeout."""
+    from unittest import mock
+
+    from sso_client.client import IdentityProviderApp
+
+    settings.SSO_CLIENT = {**settings.SSO_CLIENT, "HTTP_TIMEOUT_SECONDS": 5, "REFRESH_AHEAD_TIMEOUT_SECONDS": 2}
+    timeouts = []
+
+    def answer(**kwargs):
+        timeouts.append(kwargs.get("timeout"))
+        return refreshed()
+
+    with mock.patch.object(IdentityProviderApp, "fetch_access_token", side_effect=answer):
+        assert keep_token_fresh(request_with_token(expires_in=30)) is Freshness.FRESH
+        assert keep_token_fresh(request_with_token(expires_in=-1)) is Freshness.FRESH
+    assert timeouts == [2, 5]
