@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from devstack.processes import ProcessFailed, free_port
+from sso_client.redis_deployment import redacted
 
 #: Where distributions put the server's binaries when they are not on PATH (Debian, RHEL, source builds).
 BINARY_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
@@ -51,14 +52,6 @@ def postgres_bindir() -> Path | None:
         if all(os.access(directory / name, os.X_OK) for name in ("initdb", "postgres")):
             return directory
     return None
-
-
-def redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 class PostgresServer:

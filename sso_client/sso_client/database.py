@@ -106,11 +106,7 @@ def database_problem(variable: str | None = None, alias: str = "default") -> str
     settings = connection.settings_dict
     try:
         if settings["ENGINE"] == POSTGRESQL:
-            import psycopg
-
-            params = {**connection.get_connection_params(), "connect_timeout": CONNECT_TIMEOUT_SECONDS}
-            with psycopg.connect(**params) as direct:
-                direct.execute("SELECT 1")
+            ask_directly(connection)
         else:
             try:
                 with connection.cursor() as cursor:
@@ -191,3 +187,13 @@ def _postgresql_unreachable(error, psycopg) -> bool:
     return isinstance(error, psycopg.InterfaceError) and any(
         closed in str(error) for closed in ("connection is closed", "connection already closed")
     )
+
+
+def ask_directly(connection) -> None:
+    """SELECT 1 over a PostgreSQL connection of its own with a short timeout, never the pool's:
+    raises at once when the server is down, where the pool would wait POOL_TIMEOUT_SECONDS."""
+    import psycopg
+
+    params = {**connection.get_connection_params(), "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    with psycopg.connect(**params) as direct:
+        direct.execute("SELECT 1")

@@ -36,10 +36,12 @@ def database_unreachable(alias: str = "default") -> str | None:
     """
     from django.db import connections
 
-    from sso_client.database import describe
+    from sso_client.database import POSTGRESQL, ask_directly, describe
 
     connection = connections[alias]
     try:
+        if connection.settings_dict["ENGINE"] == POSTGRESQL:
+            ask_directly(connection)  # a server that is down is said at once, not after the pool's wait
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception as error:

@@ -27,7 +27,6 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue, Worker
 
 from devstack.processes import free_port
@@ -43,6 +42,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.oidc import Provider
 from tests.e2e.round_robin import PROXY, RoundRobinProxy
+from tests.e2e.scrape import metric
 from tests.e2e.test_sites import rotated_refresh_tokens, signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
 from tests.e2e.waiting import wait_for
@@ -135,18 +135,6 @@ def served_by_every_replica(replicated: Replicated, *parts: str) -> Iterator[Non
         served = replicated.proxies[part].served(since=marks[part])
         answered = {entry.replica for entry in served} - {PROXY}
         assert answered == set(replicated.replicas(part)), f"{part}: this step was served by {sorted(answered)} only"
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    """A sample of `url`'s /-/metrics (summed over the series matching `labels`), scraped from loopback."""
-    response = requests.get(f"{url}/-/metrics", timeout=TIMEOUT)
-    assert response.status_code == 200
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items())
-    )
 
 
 def summed(replicated: Replicated, part: str, name: str, **labels: str) -> float:

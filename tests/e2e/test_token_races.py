@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import ACCESS_TOKEN_SECONDS, REFRESH_MARGIN_SECONDS
 from tests.e2e.oidc import csrf_token, submit_login
+from tests.e2e.scrape import metric
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
 
@@ -31,18 +31,6 @@ TABS = 4  # with the visit before them, the 5 pending sign-ins one browser may k
 TAB_ROUNDS = 6
 SIGN_IN_STATE_SECONDS = 600  # sso_client's default SSO_CLIENT["SIGN_IN_STATE_SECONDS"]
 TIMEOUT = 30
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    """A counter of `url`'s /-/metrics (summed over the series matching `labels`), read from loopback."""
-    response = requests.get(f"{url}/-/metrics", timeout=TIMEOUT)
-    assert response.status_code == 200
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-        if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items())
-    )
 
 
 def due_between(issued_after: float, issued_before: float) -> tuple[float, float]:

@@ -14,9 +14,10 @@ from jwcrypto import jwt
 from oauth2_provider.models import get_application_model, get_refresh_token_model
 
 from provider import backchannel
-from provider.login_sessions import login_session_end, login_session_start, refresh_token_link, user_sign_out_everywhere
+from provider.login_sessions import login_session_end, login_session_start, user_sign_out_everywhere
 from provider.models import LoginSession
 from provider.selectors import account_for
+from tests.idp.backchannel_world import token_for
 
 Application = get_application_model()
 RefreshToken = get_refresh_token_model()
@@ -38,23 +39,6 @@ def signed_in(user) -> LoginSession:
     session = SessionStore()
     session.create()
     return login_session_start(session=session, user=user)
-
-
-def token_for(login_session, application) -> RefreshToken:
-    from oauth2_provider.models import get_access_token_model
-
-    access = get_access_token_model().objects.create(
-        user=login_session.user,
-        application=application,
-        token=f"a-{time.monotonic_ns()}",
-        expires="2999-01-01T00:00:00Z",
-        scope="openid",
-    )
-    refresh = RefreshToken.objects.create(
-        user=login_session.user, application=application, token=f"r-{time.monotonic_ns()}", access_token=access
-    )
-    refresh_token_link(sid=login_session.sid, refresh_token=refresh)
-    return refresh
 
 
 def test_the_logout_token_says_what_the_spec_asks(alice, sites, settings):
