@@ -200,13 +200,7 @@ class PostgresServer:
     def stop(self, *, timeout: float = 15.0) -> None:
         """Fast shutdown (SIGINT: open sessions are ended), SIGKILL if it hangs; then remove the files."""
         try:
-            if self.process is not None and self.process.poll() is None:
-                self.process.send_signal(signal.SIGINT)
-                try:
-                    self.process.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=timeout)
+            self.halt(timeout=timeout)
         finally:
             self.process = None
             self._serve = None

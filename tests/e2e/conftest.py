@@ -10,6 +10,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,17 +98,24 @@ def production_env(tmp_path_factory, redis_url) -> dict[str, str]:
     return production_settings(tmp_path_factory.mktemp("keys"), redis_url)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, production_env, database_server) -> Iterator[Stack]:
-    state = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(state_dir: Path, env: dict[str, str]) -> Iterator[Stack]:
+    """The IdP, both sites and the worker on free ports, migrated and seeded; stopped on the way out."""
     ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}
-    running = Stack(state_dir=state, ports=ports, env={**production_env, **stack_databases(database_server, "")})
+    running = Stack(state_dir=state_dir, ports=ports, env=env)
     try:
         running.prepare()
         running.start_all()
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, production_env, database_server) -> Iterator[Stack]:
+    env = {**production_env, **stack_databases(database_server, "")}
+    with running_stack(tmp_path_factory.mktemp("stack"), env) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import requests
 from devstack.processes import free_port
 from devstack.redis_server import RedisServer, SentinelServer
 from devstack.stack import IDP, SITE_A, SITE_B, Stack, start_and_wait_for_exit
-from tests.e2e.conftest import session_stored, stack_databases
+from tests.e2e.conftest import running_stack, session_stored, stack_databases
 from tests.e2e.test_sites import signed_in_page_shows_alice
 from tests.e2e.visitor import Visitor
 from tests.e2e.waiting import wait_for
@@ -98,7 +98,6 @@ def deployment(tmp_path_factory) -> SentinelDeployment:
 
 @pytest.fixture(scope="module")
 def sentinel_stack(tmp_path_factory, production_env, database_server, deployment) -> Stack:
-    ports = {"idp": free_port(), "site_a": free_port(), "site_b": free_port()}
     env = {
         **production_env,
         **deployment.env,
@@ -106,13 +105,8 @@ def sentinel_stack(tmp_path_factory, production_env, database_server, deployment
         # Long enough that no refresh falls into the failover: this test is about Redis.
         "ACCESS_TOKEN_SECONDS": "300",
     }
-    running = Stack(state_dir=tmp_path_factory.mktemp("sentinel-stack"), ports=ports, env=env)
-    try:
-        running.prepare()
-        running.start_all()
+    with running_stack(tmp_path_factory.mktemp("sentinel-stack"), env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def served_or_unavailable(response: requests.Response) -> bool:

@@ -7,7 +7,6 @@ nothing new; after that, the reuse is a replay and revokes the whole family, as 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -15,21 +14,13 @@ from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 from oauth2_provider.settings import oauth2_settings
 
-from tests.idp.flows import claims_of, world_make
+from tests.idp import test_token_flows
+from tests.idp.flows import claims_of
+from tests.idp.test_token_flows import _checksum
 
 RefreshToken = get_refresh_token_model()
+world = test_token_flows.world  # the fixture: a person signed in, a client
 pytestmark = pytest.mark.django_db
-
-
-def _checksum(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@pytest.fixture
-def world(client):
-    world = world_make(client)
-    world.sign_in()
-    return world
 
 
 def test_the_grace_period_is_on(world):
